@@ -1,0 +1,292 @@
+"""The workspace: where newsletter.toml lives, and the validated settings it holds.
+
+The workspace is found the way git finds a repository: from the current folder upwards to
+the first newsletter.toml. Every key can be overridden by an environment variable, so a CI
+job or a server can change a setting without touching the file; secrets live only there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from newsletter.errors import ConfigError
+
+CONFIG_FILE = "newsletter.toml"
+DEFAULT_DROP_LINES = ("Did you enjoy this article?",)
+# Scripts written right to left; used for the dir attribute when `direction` is "auto".
+RTL_LANGUAGES = frozenset(
+    {"ar", "arc", "dv", "fa", "ha", "he", "khw", "ks", "ku", "ps", "ur", "yi"}
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything newsletter.toml (and the environment) says, checked and with defaults."""
+
+    root: Path
+    name: str
+    sender: Address
+    site_url: str
+    reply_to: Address | None = None
+    postal_address: str = ""
+    language: str = "en"
+    direction: str = "ltr"
+    list_id: str = ""
+    unsubscribe_url: str = ""
+    archive_url: str = ""
+    drop_lines: tuple[str, ...] = DEFAULT_DROP_LINES
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def sender_domain(self) -> str:
+        return self.sender.domain
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def issues_dir(self) -> Path:
+        return self.root / "issues"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.root / "build"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".newsletter"
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One setting: where it sits in newsletter.toml and which variable overrides it."""
+
+    path: str
+    env: str
+    help: str
+    kind: str = "str"  # str | list
+
+
+# The configuration reference; README's table is checked against it by the tests.
+KEYS: tuple[_Key, ...] = (
+    _Key("name", "NEWSLETTER_NAME", "The newsletter's name, shown in the header and List-ID."),
+    _Key("from", "NEWSLETTER_FROM", 'Sender, e.g. "Civic Post <news@example.org>".'),
+    _Key("reply_to", "NEWSLETTER_REPLY_TO", "Where replies go (optional)."),
+    _Key("site_url", "NEWSLETTER_SITE_URL", "Absolute URL; relative links resolve against it."),
+    _Key("postal_address", "NEWSLETTER_POSTAL_ADDRESS", "Postal address shown in the footer."),
+    _Key("language", "NEWSLETTER_LANGUAGE", 'BCP 47 language tag of the issues, e.g. "en".'),
+    _Key("direction", "NEWSLETTER_DIRECTION", '"ltr", "rtl" or "auto" (from the language).'),
+    _Key("list_id", "NEWSLETTER_LIST_ID", "List-ID header value; default name.sender-domain."),
+    _Key(
+        "unsubscribe_url",
+        "NEWSLETTER_UNSUBSCRIBE_URL",
+        "Base of unsubscribe links; default <site_url>/unsubscribe.",
+    ),
+    _Key(
+        "archive_url",
+        "NEWSLETTER_ARCHIVE_URL",
+        "Base of view-in-browser links; default <site_url>/archive/.",
+    ),
+    _Key(
+        "drop_lines",
+        "NEWSLETTER_DROP_LINES",
+        'Trailing lines dropped on import ("|"-separated in the variable).',
+        "list",
+    ),
+)
+_KEYS_BY_PATH = {k.path: k for k in KEYS}
+# Sections later stages own; accepted here so that a newer file still loads.
+_SECTIONS = frozenset({"provider", "database", "sending"})
+
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_LIST_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+
+
+def find_workspace(start: Path | None = None, explicit: Path | None = None) -> Path:
+    """Return the folder holding newsletter.toml: `explicit`, or the nearest above `start`."""
+    if explicit is not None:
+        root = explicit.expanduser().resolve()
+        if not (root / CONFIG_FILE).is_file():
+            raise ConfigError(f"{root}: no {CONFIG_FILE} here (create one with `newsletter init`)")
+        return root
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise ConfigError(
+        f"no {CONFIG_FILE} in {here} or any folder above it; "
+        "run `newsletter init` or pass --workspace DIR"
+    )
+
+
+def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read root/newsletter.toml, apply NEWSLETTER_* overrides and validate every key."""
+    env = os.environ if environ is None else environ
+    path = root / CONFIG_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _KEYS_BY_PATH:
+            values[key] = (value, f"{path}: key '{key}'")
+        elif key in _SECTIONS and isinstance(value, dict):
+            extra[key] = value
+        else:
+            known = ", ".join(sorted([*_KEYS_BY_PATH, *_SECTIONS]))
+            problems.append(f"{path}: unknown key '{key}' (known: {known})")
+    for spec in KEYS:
+        if spec.env in env:
+            raw = env[spec.env]
+            value = [s.strip() for s in raw.split("|") if s.strip()] if spec.kind == "list" else raw
+            values[spec.path] = (value, f"environment variable {spec.env}")
+
+    def take(key: str, check: Callable[[Any, str], Any], default: Any) -> Any:
+        if key not in values:
+            return default
+        value, where = values[key]
+        try:
+            return check(value, where)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+            return default
+
+    name = take("name", _text, "")
+    sender = take("from", _address, None)
+    reply_to = take("reply_to", _optional_address, None)
+    site_url = take("site_url", _url, "")
+    postal_address = take("postal_address", _postal, "")
+    language = take("language", _language, "en")
+    direction = take("direction", _direction, "auto")
+    list_id = take("list_id", _list_id, "")
+    unsubscribe_url = take("unsubscribe_url", _url, "")
+    archive_url = take("archive_url", _url, "")
+    drop_lines = take("drop_lines", _lines, DEFAULT_DROP_LINES)
+
+    for key, got in (("name", name), ("from", sender), ("site_url", site_url)):
+        if not got and key not in values:
+            spec = _KEYS_BY_PATH[key]
+            problems.append(f"{path}: key '{key}' is required (or set {spec.env})")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+    if direction == "auto":
+        direction = "rtl" if language.split("-")[0].lower() in RTL_LANGUAGES else "ltr"
+    base = site_url.rstrip("/")
+    if not list_id:
+        list_id = f"{_slug(name) or 'newsletter'}.{sender.domain}"
+    return Settings(
+        root=root,
+        name=name,
+        sender=sender,
+        reply_to=reply_to,
+        site_url=site_url,
+        postal_address=postal_address,
+        language=language,
+        direction=direction,
+        list_id=list_id,
+        unsubscribe_url=unsubscribe_url or f"{base}/unsubscribe",
+        archive_url=archive_url or f"{base}/archive/",
+        drop_lines=tuple(drop_lines),
+        extra=extra,
+    )
+
+
+def load_workspace(
+    start: Path | None = None,
+    explicit: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    return load_settings(find_workspace(start, explicit), environ)
+
+
+def _text(value: Any, where: str) -> str:
+    text = _text_or_empty(value, where)
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _text_or_empty(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, not {type(value).__name__}")
+    if "\r" in value or "\n" in value.strip():
+        raise ValueError("must be a single line")
+    return value.strip()
+
+
+def _postal(value: Any, where: str) -> str:
+    """A postal address may span lines; the footer joins them with commas."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, not {type(value).__name__}")
+    return ", ".join(line.strip() for line in value.splitlines() if line.strip())
+
+
+def _address(value: Any, where: str) -> Address:
+    text = _text(value, where)
+    display, addr = parseaddr(text)
+    local, _, domain = addr.rpartition("@")
+    if not local or "." not in domain or any(c.isspace() for c in addr):
+        raise ValueError(f'{text!r} is not an email address like "Name <news@example.org>"')
+    return Address(display_name=display, username=local, domain=domain)
+
+
+def _optional_address(value: Any, where: str) -> Address | None:
+    return _address(value, where) if value else None
+
+
+def _url(value: Any, where: str) -> str:
+    text = _text(value, where)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{text!r} must be an absolute http(s) URL such as https://example.org/")
+    return text
+
+
+def _language(value: Any, where: str) -> str:
+    text = _text(value, where)
+    if not _LANGUAGE.match(text):
+        raise ValueError(f"{text!r} is not a language tag such as en, fr or pt-BR")
+    return text
+
+
+def _direction(value: Any, where: str) -> str:
+    text = _text(value, where)
+    if text not in ("ltr", "rtl", "auto"):
+        raise ValueError(f'{text!r} must be "ltr", "rtl" or "auto"')
+    return text
+
+
+def _list_id(value: Any, where: str) -> str:
+    text = _text(value, where)
+    if not _LIST_ID.match(text) or "." not in text:
+        raise ValueError(f"{text!r} must look like a domain name, e.g. news.example.org")
+    return text
+
+
+def _lines(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of strings")
+    return [v.strip() for v in value if v.strip()]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -1,0 +1,279 @@
+"""Issues: a folder under issues/ holding issue.toml and the articles, in order.
+
+issues/2026-11-26-first-issue/
+  issue.toml        subject, preheader, date, intro (Markdown), articles, template
+  *.md *.txt *.html the articles; if issue.toml lists none, all of them in name order
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+
+from newsletter.articles import (
+    ARTICLE_SUFFIXES,
+    MARKDOWN_SUFFIXES,
+    Article,
+    parse_date,
+    read_article,
+    slugify,
+    to_markdown,
+)
+from newsletter.config import Settings
+from newsletter.errors import ContentError
+from newsletter.files import write_atomic
+
+ISSUE_FILE = "issue.toml"
+ISSUE_KEYS = ("subject", "preheader", "date", "intro", "articles", "template")
+_SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class Issue:
+    """An issue ready to render: its settings from issue.toml and its articles in order."""
+
+    folder: Path
+    subject: str
+    date: dt.date
+    articles: tuple[Article, ...]
+    preheader: str = ""
+    intro: str = ""
+    template: str = "email"
+
+    @property
+    def key(self) -> str:
+        """The folder's name, e.g. 2026-11-26-first-issue: unique, and used under build/."""
+        return self.folder.name
+
+    @property
+    def sources(self) -> tuple[Path, ...]:
+        return (self.folder / ISSUE_FILE, *(a.source for a in self.articles))
+
+
+def resolve_issue(settings: Settings, ref: str | Path) -> Path:
+    """Find an issue folder from a path or a slug ("first-issue" or "2026-11-26-first-issue")."""
+    given = Path(ref).expanduser()
+    for candidate in (given, settings.root / given):
+        if (candidate / ISSUE_FILE).is_file():
+            return candidate.resolve()
+    text = str(ref).strip("/")
+    if "/" not in text and settings.issues_dir.is_dir():
+        matches = sorted(
+            p
+            for p in settings.issues_dir.iterdir()
+            if (p / ISSUE_FILE).is_file()
+            and (
+                p.name == text
+                or re.fullmatch(rf"\d{{4}}-\d{{2}}-\d{{2}}-{re.escape(text)}", p.name)
+            )
+        )
+        if len(matches) == 1:
+            return matches[0].resolve()
+        if len(matches) > 1:
+            names = ", ".join(p.name for p in matches)
+            raise ContentError(f"issue '{ref}' is ambiguous: {names}; give the folder name")
+    if given.is_dir():
+        raise ContentError(f"{given}: no {ISSUE_FILE} in this folder")
+    raise ContentError(
+        f"issue '{ref}' not found: no folder {given} and no issues/*-{text} with {ISSUE_FILE}"
+    )
+
+
+def load_issue(folder: Path, settings: Settings) -> Issue:
+    """Read issue.toml and every article it names; report all problems together."""
+    path = folder / ISSUE_FILE
+    data = _read_toml(path)
+    problems: list[str] = []
+    for key in data:
+        if key not in ISSUE_KEYS:
+            problems.append(f"{path}: unknown key '{key}' (known: {', '.join(ISSUE_KEYS)})")
+
+    subject = data.get("subject")
+    if not isinstance(subject, str) or not subject.strip():
+        problems.append(f"{path}: key 'subject' is required and must be text")
+        subject = ""
+    elif any(c in subject for c in "\r\n\x00"):
+        problems.append(
+            f"{path}: key 'subject' must be one line (a line break would inject headers)"
+        )
+    preheader = _optional_text(data, "preheader", path, problems)
+    intro = _optional_text(data, "intro", path, problems, multiline=True)
+    template = data.get("template", "email")
+    if not isinstance(template, str) or not _TEMPLATE_NAME.match(template):
+        problems.append(f"{path}: key 'template' must be a template name such as \"email\"")
+        template = "email"
+    date = _issue_date(data, folder, path, problems)
+
+    articles: list[Article] = []
+    for source in _article_paths(folder, data, path, problems):
+        try:
+            articles.append(read_article(source, settings.drop_lines))
+        except ContentError as exc:
+            problems.append(str(exc))
+    if not articles and not problems:
+        problems.append(f"{path}: the issue has no articles (add some with `newsletter add`)")
+    if problems:
+        raise ContentError("\n".join(problems))
+    return Issue(
+        folder=folder,
+        subject=subject.strip(),
+        preheader=preheader,
+        intro=intro,
+        date=date,
+        articles=tuple(articles),
+        template=template,
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContentError(f"{path}: not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ContentError(f"{path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ContentError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _optional_text(
+    data: dict[str, Any], key: str, path: Path, problems: list[str], multiline: bool = False
+) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        problems.append(f"{path}: key '{key}' must be text")
+        return ""
+    if not multiline and ("\n" in value.strip() or "\r" in value):
+        problems.append(f"{path}: key '{key}' must be one line")
+        return ""
+    return value.strip()
+
+
+def _issue_date(data: dict[str, Any], folder: Path, path: Path, problems: list[str]) -> dt.date:
+    if "date" in data:
+        try:
+            return parse_date(data["date"])
+        except ValueError as exc:
+            problems.append(f"{path}: key 'date': {exc}")
+    match = re.match(r"^(\d{4}-\d{2}-\d{2})-", folder.name)
+    if match:
+        try:
+            return dt.date.fromisoformat(match.group(1))
+        except ValueError:
+            pass
+    return dt.date.today()
+
+
+def _article_paths(
+    folder: Path, data: dict[str, Any], path: Path, problems: list[str]
+) -> list[Path]:
+    listed = data.get("articles", [])
+    if not isinstance(listed, list) or not all(isinstance(x, str) for x in listed):
+        problems.append(f"{path}: key 'articles' must be a list of file names")
+        return []
+    if not listed:
+        return article_files(folder)
+    paths = []
+    for name in listed:
+        source = (folder / name).resolve()
+        if not source.is_relative_to(folder.resolve()):
+            problems.append(f"{path}: article '{name}' must be inside the issue folder")
+        elif not source.is_file():
+            problems.append(f"{path}: article '{name}' not found in {folder}")
+        else:
+            paths.append(source)
+    return paths
+
+
+def article_files(folder: Path) -> list[Path]:
+    """The article files in a folder, in file-name order."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in ARTICLE_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def new_issue(
+    settings: Settings, slug: str, subject: str | None = None, date: dt.date | None = None
+) -> Path:
+    """Create issues/<date>-<slug>/issue.toml and return the folder."""
+    if not _SLUG.match(slug):
+        raise ContentError(
+            f"slug '{slug}' must be lowercase letters, digits and hyphens, e.g. spring-update"
+        )
+    day = date or dt.date.today()
+    folder = settings.issues_dir / f"{day.isoformat()}-{slug}"
+    if folder.exists():
+        raise ContentError(f"{folder}: already exists")
+    subject = subject or slug.replace("-", " ").capitalize()
+    if any(c in subject for c in "\r\n"):
+        raise ContentError("--subject must be one line")
+    doc = tomlkit.document()
+    doc.add("subject", subject)
+    doc.add("preheader", "")
+    doc.add("date", day)
+    doc.add("intro", tomlkit.string("", multiline=True))
+    doc.add(tomlkit.comment("Article files in this folder, in order; empty means all by name."))
+    doc.add("articles", tomlkit.array())
+    doc.add("template", "email")
+    folder.mkdir(parents=True)
+    write_atomic(folder / ISSUE_FILE, tomlkit.dumps(doc))
+    return folder
+
+
+def add_articles(folder: Path, sources: Sequence[Path], settings: Settings) -> list[Path]:
+    """Import article files into the issue as Markdown and append them to its order.
+
+    Every source is read and checked before anything is written, so a bad file leaves the
+    issue as it was.
+    """
+    path = folder / ISSUE_FILE
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    listed = doc.get("articles")
+    if listed is not None and not isinstance(listed, list):
+        raise ContentError(f"{path}: key 'articles' must be a list of file names")
+    order = [str(x) for x in listed] if listed else [p.name for p in article_files(folder)]
+
+    articles: list[Article] = []
+    problems: list[str] = []
+    for source in sources:
+        try:
+            articles.append(read_article(source, settings.drop_lines))
+        except ContentError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ContentError("\n".join(problems))
+
+    taken = {p.name for p in folder.iterdir()}
+    planned: list[tuple[Path, Article, Path]] = []
+    for source, article in zip(sources, articles, strict=True):
+        stem = slugify(source.stem if source.suffix.lower() in MARKDOWN_SUFFIXES else article.title)
+        name, n = f"{stem}.md", 2
+        while name in taken:
+            name, n = f"{stem}-{n}.md", n + 1
+        taken.add(name)
+        planned.append((source, article, folder / name))
+
+    written = []
+    for source, article, target in planned:
+        if source.suffix.lower() in MARKDOWN_SUFFIXES:
+            write_atomic(target, source.read_bytes())
+        else:
+            write_atomic(target, to_markdown(article))
+        order.append(target.name)
+        written.append(target)
+    array = tomlkit.array()
+    array.multiline(True)
+    array.extend(order)
+    doc["articles"] = array
+    write_atomic(path, tomlkit.dumps(doc))
+    return written

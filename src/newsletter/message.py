@@ -1,0 +1,96 @@
+"""The message one recipient receives: headers and MIME around the personalized issue.
+
+multipart/alternative with the plain text first and the HTML last (RFC 2046: the last part
+a client can show is the best one), UTF-8, quoted-printable so that no line passes 998
+bytes (RFC 5322), and the list headers that one-click unsubscribe needs (RFC 2369, 8058).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, localtime
+from urllib.parse import quote
+
+from newsletter.config import Settings
+from newsletter.personalize import Personalized, Recipient
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a provider needs to send one email; `headers` are beyond From/To/Subject."""
+
+    sender: str
+    to: str
+    subject: str
+    html: str
+    text: str
+    headers: dict[str, str]
+    recipient: Recipient
+    reply_to: str | None = None
+
+
+def message_id(issue_key: str, email: str, domain: str) -> str:
+    """Stable per issue and recipient, so a resend is recognisably the same message."""
+    digest = hashlib.sha256(f"{issue_key}\0{email.lower()}".encode()).hexdigest()[:32]
+    return f"<{issue_key}.{digest}@{domain}>"
+
+
+def list_headers(settings: Settings, unsubscribe_url: str) -> dict[str, str]:
+    """List-ID and the RFC 8058 one-click unsubscribe pair."""
+    mailbox = settings.reply_to or settings.sender
+    mailto = f"mailto:{mailbox.addr_spec}?subject={quote('unsubscribe')}"
+    return {
+        "List-ID": f"{_header_safe(settings.name)} <{settings.list_id}>",
+        "List-Unsubscribe": f"<{unsubscribe_url}>, <{mailto}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+def build_message(
+    settings: Settings,
+    issue_key: str,
+    personalized: Personalized,
+    recipient: Recipient,
+    subject_prefix: str = "",
+) -> Message:
+    headers = {
+        "Message-ID": message_id(issue_key, recipient.email, settings.sender_domain),
+        **list_headers(settings, recipient.unsubscribe_url),
+    }
+    to = Address(display_name=_header_safe(recipient.name), addr_spec=recipient.email)
+    return Message(
+        sender=str(settings.sender),
+        to=str(to),
+        subject=subject_prefix + personalized.subject,
+        html=personalized.html,
+        text=personalized.text,
+        headers=headers,
+        recipient=recipient,
+        reply_to=str(settings.reply_to) if settings.reply_to else None,
+    )
+
+
+def to_mime(message: Message) -> EmailMessage:
+    """The RFC 5322 message, for the outbox and the .eml a build writes."""
+    mime = EmailMessage(policy=policy.SMTP)
+    mime["From"] = message.sender
+    mime["To"] = message.to
+    if message.reply_to:
+        mime["Reply-To"] = message.reply_to
+    mime["Subject"] = message.subject
+    mime["Date"] = format_datetime(localtime())
+    for name, value in message.headers.items():
+        mime[name] = value
+    mime["MIME-Version"] = "1.0"
+    mime.set_content(message.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    mime.add_alternative(message.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return mime
+
+
+def _header_safe(value: str) -> str:
+    """No line breaks or control characters can reach a header from a name."""
+    return " ".join("".join(c if c.isprintable() else " " for c in value).split())

@@ -1,0 +1,143 @@
+"""Render an issue through its Jinja2 templates into HTML and plain text.
+
+Templates come from the workspace's templates/ folder, file by file over the defaults the
+package carries. Autoescaping is on for HTML and StrictUndefined turns a misspelt variable
+into an error naming the template and line instead of an empty hole in the email.
+Per-recipient values are not known here: the templates see placeholder tokens that
+`message.personalize` fills in later, after inlining.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import traceback
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+from urllib.parse import urljoin
+
+import jinja2
+from markupsafe import Markup
+
+from newsletter.config import Settings
+from newsletter.errors import TemplateError
+from newsletter.issue import Issue
+from newsletter.markup import html_to_text, markdown_to_html, wrap
+from newsletter.personalize import TOKENS, split_tokens
+from newsletter.workspace import default_templates_dir
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One issue as HTML and text, per-recipient fields still as tokens."""
+
+    subject: str
+    html: str
+    text: str
+    preheader: str = ""
+
+    @cached_property
+    def html_parts(self) -> list[str]:
+        """The HTML split at its tokens once, so personalizing is a join per recipient."""
+        return split_tokens(self.html)
+
+    @cached_property
+    def text_parts(self) -> list[str]:
+        return split_tokens(self.text)
+
+
+def environment(settings: Settings) -> jinja2.Environment:
+    search = [str(settings.templates_dir), str(default_templates_dir())]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        autoescape=jinja2.select_autoescape(("html", "htm", "xml"), default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["wrap"] = wrap
+    env.filters["longdate"] = format_date
+    return env
+
+
+def format_date(value: dt.date) -> str:
+    return f"{value.day} {value:%B} {value.year}"
+
+
+def context(issue: Issue, settings: Settings) -> dict[str, Any]:
+    """What the templates see; documented in the README."""
+    base = settings.site_url if settings.site_url.endswith("/") else settings.site_url + "/"
+
+    def absolute(url: str | None) -> str | None:
+        return urljoin(base, url) if url else url
+
+    articles = []
+    for article in issue.articles:
+        body_html = markdown_to_html(article.body)
+        articles.append(
+            {
+                "title": article.title,
+                "url": absolute(article.url),
+                "author": article.author,
+                "date": article.date,
+                "image": absolute(article.image),
+                "image_alt": article.image_alt,
+                "summary": article.summary,
+                "html": Markup(body_html),
+                "text": html_to_text(body_html, base),
+            }
+        )
+    intro_html = markdown_to_html(issue.intro) if issue.intro else ""
+    return {
+        "newsletter": {
+            "name": settings.name,
+            "site_url": settings.site_url,
+            "postal_address": settings.postal_address,
+            "language": settings.language,
+            "direction": settings.direction,
+            "sender_name": settings.sender.display_name or settings.name,
+            "sender_email": settings.sender.addr_spec,
+        },
+        "issue": {
+            "key": issue.key,
+            "subject": issue.subject,
+            "preheader": issue.preheader,
+            "date": issue.date,
+            "intro_html": Markup(intro_html),
+            "intro_text": html_to_text(intro_html, base) if intro_html else "",
+            "view_url": f"{settings.archive_url.rstrip('/')}/{issue.key}/",
+        },
+        "articles": articles,
+        "recipient": {"name": TOKENS["name"], "email": TOKENS["email"]},
+        "unsubscribe_url": TOKENS["unsubscribe_url"],
+    }
+
+
+def render(issue: Issue, settings: Settings) -> Rendered:
+    """Render the issue's HTML and text templates (`<template>.html`, `<template>.txt`)."""
+    env = environment(settings)
+    values = context(issue, settings)
+    html = _render_one(env, f"{issue.template}.html", values)
+    text = _render_one(env, f"{issue.template}.txt", values)
+    return Rendered(subject=issue.subject, html=html, text=text, preheader=issue.preheader)
+
+
+def _render_one(env: jinja2.Environment, name: str, values: dict[str, Any]) -> str:
+    try:
+        return env.get_template(name).render(values)
+    except jinja2.TemplateNotFound as exc:
+        where = " or ".join(str(p) for p in env.loader.searchpath)  # type: ignore[union-attr]
+        raise TemplateError(f"template '{exc.name}' not found in {where}") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"{_template_line(exc, name)}: {exc.message}") from None
+
+
+def _template_line(exc: BaseException, name: str) -> str:
+    """The template file and line an error came from; Jinja2 rewrites tracebacks to them."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith((".html", ".txt", ".htm", ".xml")):
+            return f"{frame.filename}:{frame.lineno}"
+    return name
