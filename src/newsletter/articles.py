@@ -112,6 +112,16 @@ def read_markdown(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Ar
     return Article(source=path, body=body.strip() + "\n", **fields)
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text: parse_date checks them and names the key."""
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _split_front_matter(path: Path, text: str) -> tuple[dict[str, Any], dict[str, int], str, int]:
     """Return (front matter, line number of each key, body, first body line)."""
     lines = text.split("\n")
@@ -124,7 +134,7 @@ def _split_front_matter(path: Path, text: str) -> tuple[dict[str, Any], dict[str
         raise FrontMatterError(f"{path}:1: front matter opened with '---' is never closed")
     block = "\n".join(lines[1:end])
     try:
-        meta = yaml.safe_load(block) if block.strip() else {}
+        meta = yaml.load(block, Loader=_FrontMatterLoader) if block.strip() else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1

@@ -21,7 +21,7 @@ from newsletter.config import Settings
 from newsletter.files import write_atomic
 from newsletter.inline import inline_css
 from newsletter.issue import Issue, load_issue
-from newsletter.message import build_message, to_mime
+from newsletter.message import build_message, to_bytes, to_mime
 from newsletter.personalize import Recipient, personalize
 from newsletter.render import Rendered, render
 
@@ -69,7 +69,7 @@ def build_issue(settings: Settings, folder: Path, out_dir: Path | None = None) -
     target = out_dir or settings.build_dir / issue.key
     reader = sample_recipient(settings)
     sample = personalize(rendered, reader)
-    eml = to_mime(build_message(settings, issue.key, sample, reader)).as_bytes()
+    eml = to_bytes(to_mime(build_message(settings, issue.key, sample, reader)))
     manifest = {
         "issue": issue.key,
         "subject": rendered.subject,

@@ -8,6 +8,7 @@ bytes (RFC 5322), and the list headers that one-click unsubscribe needs (RFC 236
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from email import policy
 from email.headerregistry import Address
@@ -89,6 +90,21 @@ def to_mime(message: Message) -> EmailMessage:
     mime.set_content(message.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     mime.add_alternative(message.html, subtype="html", charset="utf-8", cte="quoted-printable")
     return mime
+
+
+_EMPTY_FOLD = re.compile(rb"^([!-9;-~]+):\r\n ", re.MULTILINE)
+
+
+def to_bytes(mime: EmailMessage) -> bytes:
+    """Serialise with CRLF, folding headers at 78 columns (RFC 2047 words stay short).
+
+    Python's folder moves a value that almost fits onto a continuation line of its own
+    ("Subject:", line break, " Text"); parsers then see a leading space in the value, so those
+    lines are joined back (still far below the 998-byte limit).
+    """
+    raw = mime.as_bytes()
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    return _EMPTY_FOLD.sub(rb"\1: ", head) + sep + body
 
 
 def _header_safe(value: str) -> str:

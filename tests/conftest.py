@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SAMPLE = REPO.parent / "shared" / "samples" / "articles"
+EXAMPLE = "2026-11-26-welcome"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests never see the developer's NEWSLETTER_* settings or provider keys."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("NEWSLETTER_"):
+            monkeypatch.delenv(name)
+    yield
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A copy of this repository's example workspace."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
+    shutil.copytree(REPO / "issues" / EXAMPLE, root / "issues" / EXAMPLE)
+    return root
+
+
+@pytest.fixture
+def settings(workspace: Path) -> Settings:
+    return load_settings(workspace, environ={})
+
+
+@pytest.fixture
+def issue_dir(workspace: Path) -> Path:
+    return workspace / "issues" / EXAMPLE
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_SAMPLE, write
+from newsletter.articles import (
+    Article,
+    clean_text,
+    parse_date,
+    read_article,
+    read_markdown,
+    slugify,
+    to_markdown,
+)
+from newsletter.errors import ContentError, FrontMatterError
+from newsletter.markup import markdown_to_html
+
+SAMPLE = SHARED_SAMPLE / "restating-the-case-for-collaboration.txt"
+DROP = ("Did you enjoy this article?",)
+
+
+@pytest.mark.skipif(not SAMPLE.exists(), reason="../shared/samples is not beside this checkout")
+def test_shared_sample_imports_whole() -> None:
+    raw = SAMPLE.read_text(encoding="utf-8")
+    blocks = [b.strip() for b in raw.split("\n\n") if b.strip()]
+    article = read_article(SAMPLE, DROP)
+
+    assert article.title == blocks[0]
+    assert article.date == dt.date(2017, 10, 20)
+    assert article.summary == clean_text(blocks[2])
+    assert article.author == "Henry Kippin"
+    paragraphs = article.body.strip().split("\n\n")
+    # every paragraph between the standfirst and the widget line, in order
+    assert len(paragraphs) == len(blocks) - 4
+    assert blocks[-1] == "Did you enjoy this article?"
+    assert "Did you enjoy" not in article.body
+    html = markdown_to_html(article.body)
+    for block in blocks[3:-1]:
+        assert clean_text(block) in html.replace("&amp;", "&")
+    # curly quotes and dashes kept; no-break and trailing spaces gone
+    assert "\u201c" in article.body and "\u2019" in article.body and "\u2013" in article.body
+    assert "\u00a0" not in article.body
+    assert all(line == line.rstrip() for line in article.body.splitlines())
+
+
+def test_plain_text_shape(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.txt",
+        "A title\n\n20 October 2017\n\nThe standfirst, says Jo Bloggs\n\n"
+        "First *para*\u00a0 \nwrapped line.\n\nSecond # para\u00a0\n\nShare this\n\n"
+        "Did you enjoy this article?  \n",
+    )
+    article = read_article(path, ("Did you enjoy this article?", "Share this"))
+    assert (article.title, article.date, article.author) == (
+        "A title",
+        dt.date(2017, 10, 20),
+        "Jo Bloggs",
+    )
+    html = markdown_to_html(article.body)
+    assert "<p>First *para* wrapped line.</p>" in html  # Markdown characters stay text
+    assert "<p>Second # para</p>" in html
+    assert "Share this" not in html
+
+
+def test_plain_text_without_date_or_standfirst(tmp_path: Path) -> None:
+    article = read_article(write(tmp_path / "a.txt", "Title only\n\nOne paragraph.\n"))
+    assert article.date is None and article.summary is None
+    assert article.body.strip() == "One paragraph."
+
+
+def test_plain_text_impossible_date_names_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.txt", "Title\n\n31 Feb 17\n\nText.\n")
+    with pytest.raises(ContentError, match=r"a\.txt:3: '31 Feb 17' is not a date"):
+        read_article(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("20 Oct 17", dt.date(2017, 10, 20)),
+        ("20 October 2017", dt.date(2017, 10, 20)),
+        ("2017-10-20", dt.date(2017, 10, 20)),
+        ("October 20, 2017", dt.date(2017, 10, 20)),
+        ("1st Mar 2020", dt.date(2020, 3, 1)),
+    ],
+)
+def test_parse_date(text: str, expected: dt.date) -> None:
+    assert parse_date(text) == expected
+
+
+def test_markdown_front_matter(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.md",
+        "---\ntitle: Hello\nauthor: Ana\ndate: 2026-01-02\nurl: /x\nimage: /i.jpg\n"
+        "image_alt: A cat\nsummary: Short.\n---\n\nBody with a [link](/y).\n\n"
+        "| a | b |\n|---|---|\n| 1 | 2 |\n",
+    )
+    article = read_article(path)
+    assert article.title == "Hello" and article.date == dt.date(2026, 1, 2)
+    html = markdown_to_html(article.body)
+    assert '<a href="/y">link</a>' in html
+    assert "<table>" in html and "<td>1</td>" in html
+
+
+def test_title_from_heading(tmp_path: Path) -> None:
+    article = read_article(write(tmp_path / "a.md", "# From the heading\n\nText.\n"))
+    assert article.title == "From the heading"
+    assert "heading" not in article.body
+
+
+def test_every_front_matter_problem_reported(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "bad.md",
+        "---\ntitle: Fine\ncolour: red\ndate: 2026-13-45\nimage: /a.png\nfoo: 1\n---\nBody\n",
+    )
+    with pytest.raises(FrontMatterError) as info:
+        read_article(path)
+    lines = str(info.value).splitlines()
+    assert f"{path}:3: unknown front-matter key 'colour'" in lines[0]
+    assert any(f"{path}:6: unknown front-matter key 'foo'" in line for line in lines)
+    assert any(f"{path}:4: front-matter key 'date'" in line for line in lines)
+    assert any("'image' needs 'image_alt'" in line for line in lines)
+
+
+def test_broken_front_matter_names_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.md", "---\ntitle: Fine\nauthor: [unclosed\n---\nBody\n")
+    with pytest.raises(FrontMatterError, match=r"bad\.md:\d+: broken front matter"):
+        read_article(path)
+
+
+def test_unclosed_front_matter(tmp_path: Path) -> None:
+    with pytest.raises(FrontMatterError, match="never closed"):
+        read_article(write(tmp_path / "bad.md", "---\ntitle: x\n\nBody\n"))
+
+
+def test_no_title(tmp_path: Path) -> None:
+    with pytest.raises(FrontMatterError, match=r"no\.md:1: article has no title"):
+        read_article(write(tmp_path / "no.md", "---\nauthor: Ana\n---\nJust text.\n"))
+
+
+def test_missing_file_and_unknown_type(tmp_path: Path) -> None:
+    with pytest.raises(ContentError, match="article file not found"):
+        read_article(tmp_path / "missing.md")
+    with pytest.raises(ContentError, match="unsupported article type '.docx'"):
+        read_article(write(tmp_path / "a.docx", "x"))
+
+
+def test_html_is_sanitized(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "page.html",
+        "<html><head><title>T | Site</title><meta name='author' content='Bo'>"
+        "<script>alert(1)</script></head><body><article><h1>Real title</h1>"
+        "<p onclick='evil()'>Hello <a href='javascript:alert(1)'>x</a> "
+        "<a href='/ok'>ok</a><img src='/p.png' onerror='bad()' alt='pic'></p>"
+        "<iframe src='https://evil.example'></iframe><style>p{}</style>"
+        "<p>Did you enjoy this article?</p></article></body></html>",
+    )
+    article = read_article(path, DROP)
+    assert article.title == "Real title" and article.author == "Bo"
+    html = markdown_to_html(article.body)
+    for bad in ("script", "onclick", "javascript:", "onerror", "iframe", "alert"):
+        assert bad not in html
+    assert '<a href="/ok">ok</a>' in html
+    assert '<img src="/p.png" alt="pic">' in html
+    assert "Did you enjoy" not in html
+
+
+def test_raw_html_in_markdown_is_sanitized() -> None:
+    html = markdown_to_html('Hi <script>alert(1)</script><b onmouseover="x()">there</b>\n')
+    assert "<script" not in html and "onmouseover" not in html and "<b>there</b>" in html
+
+
+def test_to_markdown_round_trip(tmp_path: Path) -> None:
+    article = Article(
+        source=tmp_path / "x.md",
+        title='Quotes “and” colons: fine',
+        body="Body *text*.\n",
+        author="Zoë",
+        date=dt.date(2020, 2, 3),
+        url="https://example.org/a",
+        image="/img.png",
+        image_alt="",
+        summary="Summary: with a colon",
+    )
+    again = read_markdown(article.source, to_markdown(article))
+    assert again == article
+
+
+def test_slugify() -> None:
+    assert slugify("Re-stating the case: “collaboration” in 2017!") == (
+        "re-stating-the-case-collaboration-in-2017"
+    )
+    assert slugify("¿¿") == "article"

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import write
+from newsletter.config import KEYS, find_workspace, load_settings
+from newsletter.errors import ConfigError
+
+MINIMAL = 'name = "N"\nfrom = "N <n@example.org>"\nsite_url = "https://example.org"\n'
+
+
+def test_found_from_a_subfolder(workspace: Path) -> None:
+    deep = workspace / "issues" / "2026-11-26-welcome"
+    assert find_workspace(deep) == workspace.resolve()
+
+
+def test_not_found(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no newsletter.toml in .* or any folder above"):
+        find_workspace(tmp_path)
+    with pytest.raises(ConfigError, match="no newsletter.toml here"):
+        find_workspace(explicit=tmp_path)
+
+
+def test_defaults(tmp_path: Path) -> None:
+    write(tmp_path / "newsletter.toml", MINIMAL)
+    settings = load_settings(tmp_path, environ={})
+    assert settings.language == "en" and settings.direction == "ltr"
+    assert settings.unsubscribe_url == "https://example.org/unsubscribe"
+    assert settings.archive_url == "https://example.org/archive/"
+    assert settings.list_id == "n.example.org"
+    assert settings.drop_lines == ("Did you enjoy this article?",)
+
+
+def test_environment_overrides_every_key(tmp_path: Path) -> None:
+    write(tmp_path / "newsletter.toml", MINIMAL)
+    env = {
+        "NEWSLETTER_NAME": "Other",
+        "NEWSLETTER_FROM": "x@other.example",
+        "NEWSLETTER_SITE_URL": "https://other.example/",
+        "NEWSLETTER_LANGUAGE": "ar",
+        "NEWSLETTER_DROP_LINES": "One | Two",
+        "NEWSLETTER_POSTAL_ADDRESS": "1 Road",
+    }
+    settings = load_settings(tmp_path, environ=env)
+    assert settings.name == "Other" and settings.sender.addr_spec == "x@other.example"
+    assert settings.direction == "rtl"  # from the language
+    assert settings.drop_lines == ("One", "Two")
+    assert settings.postal_address == "1 Road"
+    assert {k.env for k in KEYS} >= set(env)
+
+
+def test_every_problem_named(tmp_path: Path) -> None:
+    write(
+        tmp_path / "newsletter.toml",
+        'name = "N"\nfrom = "not an address"\nsite_url = "example.org"\nlanguage = "english!"\n'
+        "colour = 1\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path, environ={})
+    text = str(info.value)
+    assert "key 'from': 'not an address' is not an email address" in text
+    assert "key 'site_url': 'example.org' must be an absolute http(s) URL" in text
+    assert "key 'language'" in text
+    assert "unknown key 'colour'" in text
+
+
+def test_bad_environment_value_names_variable(tmp_path: Path) -> None:
+    write(tmp_path / "newsletter.toml", MINIMAL)
+    with pytest.raises(ConfigError, match="environment variable NEWSLETTER_SITE_URL"):
+        load_settings(tmp_path, environ={"NEWSLETTER_SITE_URL": "ftp://x"})
+
+
+def test_required_keys(tmp_path: Path) -> None:
+    write(tmp_path / "newsletter.toml", "")
+    with pytest.raises(ConfigError, match="key 'from' is required \\(or set NEWSLETTER_FROM\\)"):
+        load_settings(tmp_path, environ={})
+
+
+def test_toml_syntax_error_names_line(tmp_path: Path) -> None:
+    write(tmp_path / "newsletter.toml", 'name = "N"\nfrom = \n')
+    with pytest.raises(ConfigError, match="line 2"):
+        load_settings(tmp_path, environ={})

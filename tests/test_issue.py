@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLE, SHARED_SAMPLE, write
+from newsletter.config import Settings
+from newsletter.errors import ContentError
+from newsletter.issue import add_articles, load_issue, new_issue, resolve_issue
+
+
+def test_example_issue_loads(settings: Settings, issue_dir: Path) -> None:
+    issue = load_issue(issue_dir, settings)
+    assert issue.key == EXAMPLE
+    assert [a.source.suffix for a in issue.articles] == [".md", ".txt", ".html"]
+    assert issue.date == dt.date(2026, 11, 26)
+
+
+def test_resolve_by_slug_path_and_folder_name(settings: Settings, issue_dir: Path) -> None:
+    assert resolve_issue(settings, "welcome") == issue_dir.resolve()
+    assert resolve_issue(settings, EXAMPLE) == issue_dir.resolve()
+    assert resolve_issue(settings, str(issue_dir)) == issue_dir.resolve()
+    with pytest.raises(ContentError, match="issue 'nope' not found"):
+        resolve_issue(settings, "nope")
+
+
+def test_ambiguous_slug(settings: Settings) -> None:
+    new_issue(settings, "welcome", date=dt.date(2027, 1, 1))
+    with pytest.raises(ContentError, match="ambiguous"):
+        resolve_issue(settings, "welcome")
+
+
+def test_missing_article_and_subject_line_break(settings: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "issues" / "2026-01-01-x"
+    write(folder / "issue.toml", 'subject = "Hi\\nBcc: all@example.org"\narticles = ["gone.md"]\n')
+    with pytest.raises(ContentError) as info:
+        load_issue(folder, settings)
+    text = str(info.value)
+    assert "key 'subject' must be one line" in text
+    assert f"article 'gone.md' not found in {folder}" in text
+
+
+def test_unknown_key_and_bad_date(settings: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "i"
+    write(folder / "issue.toml", 'subject = "S"\ndate = "someday"\nsubjekt = "typo"\n')
+    write(folder / "a.md", "# A\n\nText\n")
+    with pytest.raises(ContentError) as info:
+        load_issue(folder, settings)
+    assert "unknown key 'subjekt'" in str(info.value)
+    assert "key 'date': 'someday' is not a date" in str(info.value)
+
+
+def test_articles_in_name_order_when_none_listed(settings: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "i"
+    write(folder / "issue.toml", 'subject = "S"\n')
+    write(folder / "b.md", "# B\n")
+    write(folder / "a.txt", "A\n\nText\n")
+    write(folder / "notes.docx", "ignored")
+    issue = load_issue(folder, settings)
+    assert [a.title for a in issue.articles] == ["A", "B"]
+
+
+def test_article_outside_folder_refused(settings: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "i"
+    write(tmp_path / "secret.md", "# S\n")
+    write(folder / "issue.toml", 'subject = "S"\narticles = ["../secret.md"]\n')
+    with pytest.raises(ContentError, match="must be inside the issue folder"):
+        load_issue(folder, settings)
+
+
+def test_new_issue(settings: Settings) -> None:
+    folder = new_issue(settings, "spring-update", "Spring: what’s new", dt.date(2027, 3, 1))
+    assert folder.name == "2027-03-01-spring-update"
+    data = tomllib.loads((folder / "issue.toml").read_text())
+    assert data["subject"] == "Spring: what’s new" and data["date"] == dt.date(2027, 3, 1)
+    with pytest.raises(ContentError, match="already exists"):
+        new_issue(settings, "spring-update", date=dt.date(2027, 3, 1))
+    with pytest.raises(ContentError, match="lowercase letters"):
+        new_issue(settings, "Bad Slug")
+
+
+def test_add_imports_and_appends(settings: Settings, issue_dir: Path, tmp_path: Path) -> None:
+    toml_before = (issue_dir / "issue.toml").read_text()
+    text = write(tmp_path / "in.txt", "Imported title\n\n2 Jan 2026\n\nStand.\n\nBody para.\n")
+    page = write(tmp_path / "p.html", "<h1>From HTML</h1><p>Hello <em>there</em></p>")
+    written = add_articles(issue_dir, [text, page], settings)
+    assert [p.name for p in written] == ["imported-title.md", "from-html.md"]
+    data = tomllib.loads((issue_dir / "issue.toml").read_text())
+    assert data["articles"][-2:] == ["imported-title.md", "from-html.md"]
+    assert data["articles"][:3] == tomllib.loads(toml_before)["articles"]
+    issue = load_issue(issue_dir, settings)
+    assert [a.title for a in issue.articles][-2:] == ["Imported title", "From HTML"]
+    assert issue.articles[-1].body.strip() == "Hello *there*"
+    assert issue.articles[-2].date == dt.date(2026, 1, 2)
+
+
+def test_add_keeps_comments_and_fills_empty_order(settings: Settings) -> None:
+    folder = new_issue(settings, "x", date=dt.date(2027, 1, 1))
+    write(folder / "b-existing.md", "# Existing\n")
+    source = write(folder.parent / "elsewhere.md", "# New one\n")
+    add_articles(folder, [source], settings)
+    text = (folder / "issue.toml").read_text()
+    assert "# Article files in this folder" in text
+    assert tomllib.loads(text)["articles"] == ["b-existing.md", "elsewhere.md"]
+
+
+def test_add_with_a_bad_file_writes_nothing(
+    settings: Settings, issue_dir: Path, tmp_path: Path
+) -> None:
+    before = sorted(p.name for p in issue_dir.iterdir())
+    toml_before = (issue_dir / "issue.toml").read_text()
+    good = write(tmp_path / "good.txt", "Good\n\nText\n")
+    bad = write(tmp_path / "bad.md", "---\ntitle: [\n---\n")
+    with pytest.raises(ContentError, match="bad.md"):
+        add_articles(issue_dir, [good, bad], settings)
+    assert sorted(p.name for p in issue_dir.iterdir()) == before
+    assert (issue_dir / "issue.toml").read_text() == toml_before
+
+
+@pytest.mark.skipif(not SHARED_SAMPLE.exists(), reason="../shared/samples not present")
+def test_add_shared_sample(settings: Settings, issue_dir: Path) -> None:
+    sample = SHARED_SAMPLE / "restating-the-case-for-collaboration.txt"
+    (written,) = add_articles(issue_dir, [sample], settings)
+    assert written.name == "re-stating-the-case-for-collaboration-in-public-services.md"
+    article = load_issue(issue_dir, settings).articles[-1]
+    assert article.author == "Henry Kippin" and article.date == dt.date(2017, 10, 20)
+    assert "Did you enjoy" not in written.read_text()
