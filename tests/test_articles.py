@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_SAMPLE, write
 from newsletter.articles import (
     Article,
     clean_text,
@@ -17,6 +16,8 @@ from newsletter.articles import (
 )
 from newsletter.errors import ContentError, FrontMatterError
 from newsletter.markup import markdown_to_html
+
+from conftest import SHARED_SAMPLE, write
 
 SAMPLE = SHARED_SAMPLE / "restating-the-case-for-collaboration.txt"
 DROP = ("Did you enjoy this article?",)
@@ -176,7 +177,7 @@ def test_raw_html_in_markdown_is_sanitized() -> None:
 def test_to_markdown_round_trip(tmp_path: Path) -> None:
     article = Article(
         source=tmp_path / "x.md",
-        title='Quotes “and” colons: fine',
+        title="Quotes “and” colons: fine",
         body="Body *text*.\n",
         author="Zoë",
         date=dt.date(2020, 2, 3),

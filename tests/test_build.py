@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from conftest import EXAMPLE, write
 from newsletter.build import GMAIL_CLIP_BYTES, build_issue, compile_issue
 from newsletter.config import Settings
 from newsletter.errors import ContentError, TemplateError
 from newsletter.personalize import TOKENS
+
+from conftest import EXAMPLE, write
 
 
 def parse_eml(path: Path) -> EmailMessage:
@@ -61,7 +62,9 @@ def test_eml_structure(settings: Settings, issue_dir: Path) -> None:
 
 def test_non_ascii_subject_is_encoded(settings: Settings, issue_dir: Path) -> None:
     toml = issue_dir / "issue.toml"
-    toml.write_text(re.sub(r'subject = ".*"', 'subject = "Café “news” — ünïcode"', toml.read_text()))
+    toml.write_text(
+        re.sub(r'subject = ".*"', 'subject = "Café “news” — ünïcode"', toml.read_text())
+    )
     build_issue(settings, issue_dir)
     raw = (settings.build_dir / EXAMPLE / "email.eml").read_bytes()
     subject_line = next(line for line in raw.split(b"\r\n") if line.startswith(b"Subject:"))

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write
 from newsletter.config import KEYS, find_workspace, load_settings
 from newsletter.errors import ConfigError
+
+from conftest import write
 
 MINIMAL = 'name = "N"\nfrom = "N <n@example.org>"\nsite_url = "https://example.org"\n'
 

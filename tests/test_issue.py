@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE, SHARED_SAMPLE, write
 from newsletter.config import Settings
 from newsletter.errors import ContentError
 from newsletter.issue import add_articles, load_issue, new_issue, resolve_issue
+
+from conftest import EXAMPLE, SHARED_SAMPLE, write
 
 
 def test_example_issue_loads(settings: Settings, issue_dir: Path) -> None:

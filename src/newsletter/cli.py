@@ -8,6 +8,7 @@ appears only with --debug.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -160,11 +161,9 @@ def build(
 
 
 def _show(path: Path) -> str:
-    """A path as the user would type it: relative to the current folder when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    """A path as the user would type it: relative to the current folder, like git does."""
+    relative = os.path.relpath(path.resolve(), Path.cwd())
+    return relative if not relative.startswith("../../..") else str(path)
 
 
 def main() -> None:
