@@ -22,8 +22,9 @@ from newsletter.files import write_atomic
 from newsletter.inline import inline_css
 from newsletter.issue import Issue, load_issue
 from newsletter.message import build_message, to_bytes, to_mime
-from newsletter.personalize import Recipient, personalize
+from newsletter.personalize import Recipient
 from newsletter.render import Rendered, render
+from newsletter.workspace import default_templates_dir
 
 # Gmail clips an HTML part beyond about 102 KB, hiding the footer and unsubscribe link.
 GMAIL_CLIP_BYTES = 102_000
@@ -64,12 +65,39 @@ def content_hash(rendered: Rendered) -> str:
     return digest.hexdigest()
 
 
+def is_stale(settings: Settings, folder: Path, out_dir: Path) -> bool:
+    """True when the build is missing or older than anything it was made from."""
+    manifest = out_dir / RENDERED_FILE
+    if not manifest.is_file():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [settings.root / "newsletter.toml", *folder.iterdir()]
+    for templates in (settings.templates_dir, default_templates_dir()):
+        if templates.is_dir():
+            sources.extend(templates.iterdir())
+    return any(p.is_file() and p.stat().st_mtime > built for p in sources)
+
+
+def load_built(settings: Settings, folder: Path) -> tuple[Issue, Rendered]:
+    """The issue as built: rebuilt first when missing or out of date."""
+    out_dir = settings.build_dir / folder.name
+    if is_stale(settings, folder, out_dir):
+        result = build_issue(settings, folder)
+        return result.issue, result.rendered
+    issue = load_issue(folder, settings)
+    data = json.loads((out_dir / RENDERED_FILE).read_text(encoding="utf-8"))
+    rendered = Rendered(
+        subject=data["subject"], html=data["html"], text=data["text"], preheader=data["preheader"]
+    )
+    return issue, rendered
+
+
 def build_issue(settings: Settings, folder: Path, out_dir: Path | None = None) -> BuildResult:
     issue, rendered = compile_issue(settings, folder)
     target = out_dir or settings.build_dir / issue.key
     reader = sample_recipient(settings)
-    sample = personalize(rendered, reader)
-    eml = to_bytes(to_mime(build_message(settings, issue.key, sample, reader)))
+    sample = build_message(settings, issue.key, rendered, reader)
+    eml = to_bytes(to_mime(sample))
     manifest = {
         "issue": issue.key,
         "subject": rendered.subject,

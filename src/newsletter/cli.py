@@ -21,6 +21,8 @@ from newsletter.build import build_issue
 from newsletter.config import Settings, load_workspace
 from newsletter.errors import NewsletterError
 from newsletter.issue import add_articles, new_issue, resolve_issue
+from newsletter.providers import Status
+from newsletter.send import send_test
 from newsletter.workspace import init_workspace
 
 
@@ -158,6 +160,46 @@ def build(
         typer.echo(f"{_show(path)}  {_size(size)}")
     for warning in result.warnings:
         typer.echo(f"Warning: {warning}", err=True)
+
+
+@app.command("send-test")
+def send_test_command(
+    ctx: typer.Context,
+    issue: Annotated[str, typer.Argument(help="Issue folder or slug.")],
+    to: Annotated[list[str], typer.Option("--to", help="Recipient; repeat for more.")],
+    provider: Annotated[
+        str | None, typer.Option(help="Provider name (default: [provider] name).")
+    ] = None,
+    sandbox: Annotated[
+        bool, typer.Option("--sandbox", help="Use the provider's own test mode.")
+    ] = False,
+) -> None:
+    """Send test copies, subject prefixed "[TEST] ", to the given addresses.
+
+    Builds the issue first when its build is missing or out of date. Test sends never
+    touch the send ledger. Exit status 1 when nothing was sent, 2 when some failed.
+
+    Example: newsletter send-test welcome --to me@example.org --provider postmark
+    """
+    settings = _settings(ctx)
+    report = send_test(
+        settings,
+        resolve_issue(settings, issue),
+        to,
+        environ=os.environ,
+        provider_name=provider,
+        sandbox=sandbox,
+    )
+    sent = 0
+    for result in report.results:
+        if result.status is Status.SENT:
+            sent += 1
+            typer.echo(f"sent    {result.email}  {result.message_id}")
+        else:
+            typer.echo(f"{result.status.value:<7} {result.email}  {result.reason}", err=True)
+    typer.echo(f"{sent} of {len(report.results)} sent through {report.provider}: {report.subject}")
+    if sent < len(report.results):
+        raise typer.Exit(1 if sent == 0 else 2)
 
 
 def _show(path: Path) -> str:

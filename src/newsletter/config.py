@@ -29,6 +29,18 @@ RTL_LANGUAGES = frozenset(
 
 
 @dataclass(frozen=True)
+class ProviderSettings:
+    """The [provider] table: which email provider sends, and its own options."""
+
+    name: str = "outbox"
+    base_url: str = ""
+    message_stream: str = "broadcast"  # Postmark
+    domain: str = ""  # Mailgun
+    region: str = "us"  # Mailgun: us or eu
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything newsletter.toml (and the environment) says, checked and with defaults."""
 
@@ -44,6 +56,7 @@ class Settings:
     unsubscribe_url: str = ""
     archive_url: str = ""
     drop_lines: tuple[str, ...] = DEFAULT_DROP_LINES
+    provider: ProviderSettings = field(default_factory=lambda: ProviderSettings())
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,10 +116,30 @@ KEYS: tuple[_Key, ...] = (
         'Trailing lines dropped on import ("|"-separated in the variable).',
         "list",
     ),
+    _Key("provider.name", "NEWSLETTER_PROVIDER", "outbox, postmark, sendgrid, mailgun or resend."),
+    _Key(
+        "provider.base_url",
+        "NEWSLETTER_PROVIDER_BASE_URL",
+        "The provider's API address; default its public one.",
+    ),
+    _Key(
+        "provider.message_stream",
+        "NEWSLETTER_PROVIDER_MESSAGE_STREAM",
+        'Postmark message stream; default "broadcast".',
+    ),
+    _Key("provider.domain", "NEWSLETTER_PROVIDER_DOMAIN", "Mailgun sending domain."),
+    _Key("provider.region", "NEWSLETTER_PROVIDER_REGION", 'Mailgun region: "us" or "eu".'),
+    _Key(
+        "provider.timeout",
+        "NEWSLETTER_PROVIDER_TIMEOUT",
+        "Seconds to wait for the provider's answer; default 30.",
+        "number",
+    ),
 )
 _KEYS_BY_PATH = {k.path: k for k in KEYS}
-# Sections later stages own; accepted here so that a newer file still loads.
-_SECTIONS = frozenset({"provider", "database", "sending"})
+# Tables that later stages own; accepted here so that a newer file still loads.
+_SECTIONS = frozenset({"database", "sending"})
+_TABLES = frozenset({k.path.split(".")[0] for k in KEYS if "." in k.path})
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _LIST_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
@@ -145,19 +178,21 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
     problems: list[str] = []
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {}
-    for key, value in data.items():
+    for key, value in _flatten(data):
         if key in _KEYS_BY_PATH:
             values[key] = (value, f"{path}: key '{key}'")
-        elif key in _SECTIONS and isinstance(value, dict):
-            extra[key] = value
+        elif key.split(".")[0] in _SECTIONS:
+            extra.setdefault(key.split(".")[0], {})[key.partition(".")[2]] = value
         else:
-            known = ", ".join(sorted([*_KEYS_BY_PATH, *_SECTIONS]))
+            known = ", ".join([*_KEYS_BY_PATH, *sorted(_SECTIONS)])
             problems.append(f"{path}: unknown key '{key}' (known: {known})")
     for spec in KEYS:
         if spec.env in env:
             raw = env[spec.env]
-            value = [s.strip() for s in raw.split("|") if s.strip()] if spec.kind == "list" else raw
-            values[spec.path] = (value, f"environment variable {spec.env}")
+            parsed = (
+                [s.strip() for s in raw.split("|") if s.strip()] if spec.kind == "list" else raw
+            )
+            values[spec.path] = (parsed, f"environment variable {spec.env}")
 
     def take(key: str, check: Callable[[Any, str], Any], default: Any) -> Any:
         if key not in values:
@@ -180,6 +215,14 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
     unsubscribe_url = take("unsubscribe_url", _url, "")
     archive_url = take("archive_url", _url, "")
     drop_lines = take("drop_lines", _lines, DEFAULT_DROP_LINES)
+    provider = ProviderSettings(
+        name=take("provider.name", _provider_name, "outbox"),
+        base_url=take("provider.base_url", _url, ""),
+        message_stream=take("provider.message_stream", _text, "broadcast"),
+        domain=take("provider.domain", _text, ""),
+        region=take("provider.region", _region, "us"),
+        timeout=take("provider.timeout", _seconds, 30.0),
+    )
 
     for key, got in (("name", name), ("from", sender), ("site_url", site_url)):
         if not got and key not in values:
@@ -206,6 +249,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         unsubscribe_url=unsubscribe_url or f"{base}/unsubscribe",
         archive_url=archive_url or f"{base}/archive/",
         drop_lines=tuple(drop_lines),
+        provider=provider,
         extra=extra,
     )
 
@@ -216,6 +260,41 @@ def load_workspace(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     return load_settings(find_workspace(start, explicit), environ)
+
+
+def _flatten(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """[provider] name = "x" becomes ("provider.name", "x"); other keys stay as they are."""
+    flat: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if key in _TABLES | _SECTIONS and isinstance(value, dict):
+            flat.extend((f"{key}.{inner}", v) for inner, v in value.items())
+        else:
+            flat.append((key, value))
+    return flat
+
+
+def _provider_name(value: Any, where: str) -> str:
+    text = _text(value, where).lower()
+    if not re.fullmatch(r"[a-z0-9_-]+", text):
+        raise ValueError(f"{text!r} is not a provider name")
+    return text
+
+
+def _region(value: Any, where: str) -> str:
+    text = _text(value, where).lower()
+    if text not in ("us", "eu"):
+        raise ValueError(f'{text!r} must be "us" or "eu"')
+    return text
+
+
+def _seconds(value: Any, where: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number of seconds") from None
+    if not 0 < seconds <= 600:
+        raise ValueError("must be between 0 and 600 seconds")
+    return seconds
 
 
 def _text(value: Any, where: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -17,13 +17,20 @@ from email.utils import format_datetime, localtime
 from urllib.parse import quote
 
 from newsletter.config import Settings
-from newsletter.personalize import Personalized, Recipient
+from newsletter.personalize import Recipient, personalize
+from newsletter.render import Rendered
 
 
 @dataclass(frozen=True)
 class Message:
-    """What a provider needs to send one email; `headers` are beyond From/To/Subject."""
+    """What a provider needs to send one email; `headers` are beyond From/To/Subject.
 
+    `rendered` is the issue before personalizing, shared by every message of a send:
+    providers that merge per-recipient fields themselves (SendGrid, Mailgun) send it once
+    per batch instead of one body per recipient.
+    """
+
+    issue: str
     sender: str
     to: str
     subject: str
@@ -32,12 +39,22 @@ class Message:
     headers: dict[str, str]
     recipient: Recipient
     reply_to: str | None = None
+    rendered: Rendered | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def message_id(self) -> str:
+        return self.headers["Message-ID"]
 
 
-def message_id(issue_key: str, email: str, domain: str) -> str:
-    """Stable per issue and recipient, so a resend is recognisably the same message."""
-    digest = hashlib.sha256(f"{issue_key}\0{email.lower()}".encode()).hexdigest()[:32]
-    return f"<{issue_key}.{digest}@{domain}>"
+def message_id(issue_key: str, email: str, domain: str, variant: str = "") -> str:
+    """Stable per issue and recipient, so a resend is recognisably the same message.
+
+    Test copies pass a `variant`: an inbox that saw a test copy must not take the real
+    issue for a duplicate of it.
+    """
+    seed = f"{issue_key}\0{email.lower()}\0{variant}"
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:32]
+    return f"<{issue_key}{'.' + variant if variant else ''}.{digest}@{domain}>"
 
 
 def list_headers(settings: Settings, unsubscribe_url: str) -> dict[str, str]:
@@ -54,16 +71,20 @@ def list_headers(settings: Settings, unsubscribe_url: str) -> dict[str, str]:
 def build_message(
     settings: Settings,
     issue_key: str,
-    personalized: Personalized,
+    rendered: Rendered,
     recipient: Recipient,
     subject_prefix: str = "",
+    id_variant: str = "",
 ) -> Message:
+    """The message for one recipient: the issue personalized, with its headers."""
+    personalized = personalize(rendered, recipient)
     headers = {
-        "Message-ID": message_id(issue_key, recipient.email, settings.sender_domain),
+        "Message-ID": message_id(issue_key, recipient.email, settings.sender_domain, id_variant),
         **list_headers(settings, recipient.unsubscribe_url),
     }
     to = Address(display_name=_header_safe(recipient.name), addr_spec=recipient.email)
     return Message(
+        issue=issue_key,
         sender=str(settings.sender),
         to=str(to),
         subject=subject_prefix + personalized.subject,
@@ -72,6 +93,7 @@ def build_message(
         headers=headers,
         recipient=recipient,
         reply_to=str(settings.reply_to) if settings.reply_to else None,
+        rendered=rendered,
     )
 
 

@@ -51,14 +51,19 @@ def fill(parts: list[str], values: dict[str, str]) -> str:
     return "".join(out)
 
 
-def personalize(rendered: Rendered, recipient: Recipient) -> Personalized:
-    """Fill the recipient's fields: HTML-escaped in the HTML, as they are in the text."""
+def field_values(recipient: Recipient) -> tuple[dict[str, str], dict[str, str]]:
+    """The recipient's fields as they go into text, and HTML-escaped as they go into HTML."""
     raw = {
         "name": _one_line(recipient.name),
         "email": _one_line(recipient.email),
         "unsubscribe_url": _one_line(recipient.unsubscribe_url),
     }
-    escaped = {field: html.escape(value, quote=True) for field, value in raw.items()}
+    return raw, {field: html.escape(value, quote=True) for field, value in raw.items()}
+
+
+def personalize(rendered: Rendered, recipient: Recipient) -> Personalized:
+    """Fill the recipient's fields: HTML-escaped in the HTML, as they are in the text."""
+    raw, escaped = field_values(recipient)
     return Personalized(
         subject=rendered.subject,
         html=fill(rendered.html_parts, escaped),

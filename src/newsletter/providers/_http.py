@@ -1,0 +1,170 @@
+"""HTTP shared by the provider adapters: one client per run, and reading the answer.
+
+Every foreign error stops here: adapters get a `Reply` (a response to parse, or a verdict
+for the whole batch), and nothing outside providers/ sees an httpx exception. Keys are
+redacted from every text that leaves this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from newsletter import __version__
+from newsletter.errors import ProviderAuthError
+from newsletter.message import Message
+from newsletter.providers.base import SendResult, Status, same_result
+
+USER_AGENT = f"newsletter/{__version__} python-httpx/{httpx.__version__}"
+EXCERPT = 300
+
+
+def make_client(
+    timeout: float = 30.0, transport: httpx.BaseTransport | None = None
+) -> httpx.Client:
+    """One client per run: explicit timeouts, keep-alive, and a User-Agent naming us."""
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        limits=httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=30),
+        headers={"User-Agent": USER_AGENT},
+        transport=transport,
+        follow_redirects=False,
+    )
+
+
+class Secrets:
+    """The values that must never be printed, with the forms they travel in."""
+
+    def __init__(self, *values: str) -> None:
+        forms: set[str] = set()
+        for value in values:
+            if len(value) >= 4:
+                forms.add(value)
+                forms.add(base64.b64encode(f"api:{value}".encode()).decode())
+        self._forms = sorted(forms, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for form in self._forms:
+            text = text.replace(form, "[redacted]")
+        return text
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A 2xx response to parse, or `results` deciding the whole batch."""
+
+    response: httpx.Response | None
+    results: list[SendResult] | None = None
+
+
+def exchange(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    batch: Sequence[Message],
+    *,
+    provider: str,
+    key_hint: str,
+    secrets: Secrets,
+    **kwargs: Any,
+) -> Reply:
+    """Make one request and classify what came back.
+
+    429, 5xx, 408, timeouts and broken connections: retry (honouring Retry-After).
+    401/403: the key is wrong; that stops the whole run (ProviderAuthError).
+    Other 4xx: rejected, with the provider's own words.
+    """
+    try:
+        response = client.request(method, url, **kwargs)
+    except httpx.TimeoutException as exc:
+        reason = f"{provider} did not answer in time ({type(exc).__name__})"
+        return Reply(None, same_result(batch, Status.RETRY, reason))
+    except httpx.TransportError as exc:
+        reason = secrets.redact(f"connection to {provider} failed: {exc or type(exc).__name__}")
+        return Reply(None, same_result(batch, Status.RETRY, reason))
+    status = response.status_code
+    if 200 <= status < 300:
+        return Reply(response)
+    said = secrets.redact(error_text(response))
+    if status in (401, 403):
+        raise ProviderAuthError(
+            f"{provider} rejected the API key (HTTP {status}: {said}); {key_hint}",
+            provider=provider,
+            status=status,
+            body=said,
+        )
+    if status in (408, 429) or status >= 500:
+        reason = f"{provider} answered HTTP {status}: {said}"
+        return Reply(None, same_result(batch, Status.RETRY, reason, retry_after(response)))
+    return Reply(None, same_result(batch, Status.REJECTED, f"{provider}: HTTP {status}: {said}"))
+
+
+def error_text(response: httpx.Response) -> str:
+    """The provider's own explanation, whichever of their error shapes it comes in."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:  # SendGrid
+            return "; ".join(
+                str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors
+            )[:EXCERPT]
+        for key in ("Message", "message", "error"):  # Postmark, Mailgun and Resend
+            if isinstance(body.get(key), str):
+                code = body.get("ErrorCode", body.get("name"))
+                return (f"{body[key]} ({code})" if code not in (None, 0) else body[key])[:EXCERPT]
+    return excerpt(response)
+
+
+def excerpt(response: httpx.Response) -> str:
+    kind = response.headers.get("content-type", "no content type").split(";")[0]
+    text = " ".join(response.text.split())[:EXCERPT] or "(empty body)"
+    return f"{kind}: {text}"
+
+
+def unreadable(provider: str, response: httpx.Response, batch: Sequence[Message]) -> Reply:
+    """A 2xx answer we cannot read: most often base_url points at the wrong server."""
+    reason = (
+        f"{provider} answered HTTP {response.status_code} with something other than the "
+        f"JSON it documents (is base_url right?): {excerpt(response)}"
+    )
+    return Reply(None, same_result(batch, Status.REJECTED, reason))
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The parsed JSON, or None when the answer is not JSON."""
+    if "json" not in response.headers.get("content-type", ""):
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait, from Retry-After (seconds or HTTP date) or a rate-limit reset."""
+    value = response.headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None
+            return max(0.0, when.timestamp() - time.time())
+    reset = response.headers.get("ratelimit-reset")  # Resend: seconds until reset
+    if reset and reset.replace(".", "", 1).isdigit():
+        return float(reset)
+    reset = response.headers.get("x-ratelimit-reset")  # SendGrid: a Unix time
+    if reset and reset.isdigit():
+        return max(0.0, int(reset) - time.time())
+    return None

@@ -1,0 +1,47 @@
+"""What every provider is: a name, a batch size, and send(batch) -> one result per message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from newsletter.message import Message
+
+
+class Status(StrEnum):
+    SENT = "sent"  # the provider accepted it; message_id says under which id
+    RETRY = "retry"  # try again later (429, 5xx, timeout, dropped connection)
+    REJECTED = "rejected"  # the provider refused it; reason says why
+    FAILED = "failed"  # still refused or unreachable after every retry
+
+
+@dataclass(frozen=True)
+class SendResult:
+    email: str
+    status: Status
+    message_id: str = ""
+    reason: str = ""
+    retry_after: float | None = None
+
+
+class Provider(Protocol):
+    name: str
+    max_batch: int
+
+    def send(self, batch: Sequence[Message]) -> list[SendResult]:
+        """Send up to max_batch messages; exactly one result per message, in order."""
+        ...
+
+
+def same_result(
+    batch: Sequence[Message],
+    status: Status,
+    reason: str,
+    retry_after: float | None = None,
+) -> list[SendResult]:
+    """One outcome for a whole batch (the request as a whole failed)."""
+    return [
+        SendResult(m.recipient.email, status, reason=reason, retry_after=retry_after) for m in batch
+    ]

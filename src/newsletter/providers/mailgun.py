@@ -1,0 +1,116 @@
+"""Mailgun Messages API: POST /v3/<domain>/messages, multipart form, batch sending.
+
+https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/batch-sending
+Up to 1000 recipients per request, each in its own "to" field, with recipient-variables
+holding every recipient's values. Never several "to" without recipient-variables: Mailgun
+would then show every recipient all the others' addresses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import httpx
+
+from newsletter.message import Message
+from newsletter.providers._http import Secrets, exchange, json_body, unreadable
+from newsletter.providers._merge import merge_values, shared_body
+from newsletter.providers.base import SendResult, Status
+
+BASE_URLS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
+MAX_BATCH = 1000  # recipients per batch send
+KEY_HINT = "set MAILGUN_API_KEY or NEWSLETTER_API_KEY to a Mailgun API key"
+# Headers that differ per recipient travel as recipient-variables (%recipient.h:Name%).
+PER_RECIPIENT_HEADERS = ("Message-ID", "List-Unsubscribe")
+
+Fields = list[tuple[str, tuple[None, str]]]
+
+
+def tag(field: str) -> str:
+    return f"%recipient.{field}%"
+
+
+def build_request(batch: Sequence[Message], *, sandbox: bool) -> Fields:
+    """Form fields for one request; a batch that does not share one body must hold one message."""
+    first = batch[0]
+    shared = shared_body(batch, tag)
+    if shared is None and len(batch) > 1:
+        raise ValueError("messages with different bodies go in separate requests")
+    html, text = shared or (first.html, first.text)
+    fields: list[tuple[str, str]] = [("from", first.sender), ("subject", first.subject)]
+    variables: dict[str, dict[str, str]] = {}
+    for message in batch:
+        recipient = message.recipient
+        fields.append(("to", message.to))
+        values = merge_values(message) if shared else {}
+        for name in PER_RECIPIENT_HEADERS:
+            values[f"h:{name}"] = message.headers[name]
+        variables[recipient.email] = values
+    fields += [("text", text), ("html", html)]
+    for name, value in first.headers.items():
+        per_recipient = name in PER_RECIPIENT_HEADERS
+        fields.append((f"h:{name}", tag(f"h:{name}") if per_recipient else value))
+    if first.reply_to:
+        fields.append(("h:Reply-To", first.reply_to))
+    fields += [
+        ("recipient-variables", json.dumps(variables, ensure_ascii=False)),
+        ("v:issue", first.issue),
+        ("o:tracking", "no"),
+    ]
+    if sandbox:
+        fields.append(("o:testmode", "yes"))
+    return [(name, (None, value)) for name, value in fields]
+
+
+def parse_response(batch: Sequence[Message], body: object) -> list[SendResult] | None:
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        return None
+    return [SendResult(m.recipient.email, Status.SENT, body["id"]) for m in batch]
+
+
+class MailgunProvider:
+    name = "mailgun"
+    max_batch = MAX_BATCH
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        key: str,
+        *,
+        domain: str,
+        region: str = "us",
+        base_url: str = "",
+        sandbox: bool = False,
+    ) -> None:
+        self.client = client
+        self.key = key
+        base = (base_url or BASE_URLS[region]).rstrip("/")
+        self.url = f"{base}/v3/{domain}/messages"
+        self.sandbox = sandbox
+        self.secrets = Secrets(key)
+
+    def send(self, batch: Sequence[Message]) -> list[SendResult]:
+        if shared_body(batch, tag) is None and len(batch) > 1:
+            return [result for m in batch for result in self._post([m])]
+        return self._post(batch)
+
+    def _post(self, batch: Sequence[Message]) -> list[SendResult]:
+        reply = exchange(
+            self.client,
+            "POST",
+            self.url,
+            batch,
+            provider="Mailgun",
+            key_hint=KEY_HINT,
+            secrets=self.secrets,
+            files=build_request(batch, sandbox=self.sandbox),
+            auth=("api", self.key),
+        )
+        if reply.results is not None:
+            return reply.results
+        assert reply.response is not None
+        results = parse_response(batch, json_body(reply.response))
+        if results is None:
+            return unreadable("Mailgun", reply.response, batch).results or []
+        return results

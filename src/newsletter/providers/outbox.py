@@ -1,0 +1,61 @@
+"""The embedded default provider: every message becomes an .eml file on disk.
+
+    .newsletter/outbox/<issue>/<time>-<n>-<address>.eml   the message as a mail program reads it
+    .newsletter/outbox/<issue>/index.jsonl                one line per message
+
+No key, no network: the quick start, --dry-run and most tests send here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from newsletter.files import write_atomic
+from newsletter.message import Message, to_bytes, to_mime
+from newsletter.providers.base import SendResult, Status
+
+
+class OutboxProvider:
+    name = "outbox"
+    max_batch = 500
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def send(self, batch: Sequence[Message]) -> list[SendResult]:
+        results = []
+        lines: dict[Path, list[str]] = {}
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for message in batch:
+            with self._lock:
+                self._count += 1
+                n = self._count
+            folder = self.folder / message.issue
+            safe = re.sub(r"[^A-Za-z0-9@._+-]", "_", message.recipient.email)[:80]
+            path = folder / f"{stamp}-{n:06d}-{safe}.eml"
+            write_atomic(path, to_bytes(to_mime(message)))
+            lines.setdefault(folder / "index.jsonl", []).append(
+                json.dumps(
+                    {
+                        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+                        "to": message.recipient.email,
+                        "subject": message.subject,
+                        "message_id": message.message_id,
+                        "file": path.name,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+            results.append(SendResult(message.recipient.email, Status.SENT, message.message_id))
+        for path, entries in lines.items():
+            with self._lock, open(path, "a", encoding="utf-8") as index:
+                index.write("\n".join(entries) + "\n")
+        return results

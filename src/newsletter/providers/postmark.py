@@ -1,0 +1,107 @@
+"""Postmark: POST /email/batch, up to 500 messages, one JSON result per message.
+
+https://postmarkapp.com/developer/user-guide/send-email-with-api/batch-emails
+The batch answers 200 even when some messages in it failed, so every item's ErrorCode is
+read. Broadcast mail goes through a broadcast message stream ("broadcast" by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from newsletter.message import Message
+from newsletter.providers._http import Reply, Secrets, exchange, json_body, unreadable
+from newsletter.providers.base import SendResult, Status
+
+BASE_URL = "https://api.postmarkapp.com"
+MAX_BATCH = 500  # "up to 500 messages" per /email/batch call
+TEST_TOKEN = "POSTMARK_API_TEST"  # validates without delivering
+KEY_HINT = "set POSTMARK_SERVER_TOKEN or NEWSLETTER_API_KEY to a server token"
+# ErrorCodes worth retrying; 429 "rate limit exceeded" can also come back per item.
+RETRY_CODES = {429}
+
+
+def build_request(batch: Sequence[Message], message_stream: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "From": m.sender,
+            "To": m.to,
+            "Subject": m.subject,
+            "HtmlBody": m.html,
+            "TextBody": m.text,
+            **({"ReplyTo": m.reply_to} if m.reply_to else {}),
+            "Headers": [{"Name": k, "Value": v} for k, v in m.headers.items()],
+            "MessageStream": message_stream,
+            "Metadata": {"issue": m.issue},
+            "TrackOpens": False,
+            "TrackLinks": "None",
+        }
+        for m in batch
+    ]
+
+
+def parse_response(batch: Sequence[Message], body: Any) -> list[SendResult] | None:
+    """One result per item, or None if the answer is not Postmark's array of results."""
+    if not isinstance(body, list) or len(body) != len(batch):
+        return None
+    results = []
+    for message, item in zip(batch, body, strict=True):
+        if not isinstance(item, dict):
+            return None
+        code = item.get("ErrorCode")
+        email = message.recipient.email
+        if code == 0:
+            results.append(SendResult(email, Status.SENT, str(item.get("MessageID", ""))))
+        else:
+            status = Status.RETRY if code in RETRY_CODES else Status.REJECTED
+            text = f"Postmark: {item.get('Message', 'no message')} (ErrorCode {code})"
+            results.append(SendResult(email, status, reason=text))
+    return results
+
+
+class PostmarkProvider:
+    name = "postmark"
+    max_batch = MAX_BATCH
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        token: str,
+        *,
+        base_url: str = "",
+        message_stream: str = "broadcast",
+        sandbox: bool = False,
+    ) -> None:
+        self.client = client
+        self.token = TEST_TOKEN if sandbox else token
+        self.url = (base_url or BASE_URL).rstrip("/") + "/email/batch"
+        self.message_stream = message_stream
+        self.secrets = Secrets(token)
+
+    def send(self, batch: Sequence[Message]) -> list[SendResult]:
+        reply: Reply = exchange(
+            self.client,
+            "POST",
+            self.url,
+            batch,
+            provider="Postmark",
+            key_hint=KEY_HINT,
+            secrets=self.secrets,
+            content=orjson.dumps(build_request(batch, self.message_stream)),
+            headers={
+                "X-Postmark-Server-Token": self.token,
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+            },
+        )
+        if reply.results is not None:
+            return reply.results
+        assert reply.response is not None
+        results = parse_response(batch, json_body(reply.response))
+        if results is None:
+            return unreadable("Postmark", reply.response, batch).results or []
+        return results

@@ -1,0 +1,129 @@
+"""Resend: POST /emails/batch, up to 100 emails, with an Idempotency-Key per batch.
+
+https://resend.com/docs/dashboard/emails/batch-sending
+https://resend.com/docs/dashboard/emails/idempotency-keys
+Retrying a batch with the same key and body returns the first answer instead of sending
+again (for 24 hours), so a retry after a timeout cannot send twice. Permissive validation
+queues the valid emails of a batch and lists the invalid ones by index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from newsletter.message import Message
+from newsletter.providers._http import Secrets, exchange, json_body, unreadable
+from newsletter.providers.base import SendResult, Status
+
+BASE_URL = "https://api.resend.com"
+MAX_BATCH = 100  # "up to 100 batch emails at once"
+KEY_HINT = "set RESEND_API_KEY or NEWSLETTER_API_KEY to a Resend API key (re_...)"
+SANDBOX_ADDRESS = "delivered+{n}@resend.dev"  # Resend's test inbox: accepted, never delivered
+
+
+def idempotency_key(scope: str, batch: Sequence[Message]) -> str:
+    """The same batch of the same send gets the same key, however often it is retried."""
+    digest = hashlib.sha256("\n".join(m.message_id for m in batch).encode()).hexdigest()
+    return f"{scope[:150]}/{digest[:64]}"
+
+
+def build_request(batch: Sequence[Message], *, sandbox: bool) -> list[dict[str, Any]]:
+    emails = []
+    for n, m in enumerate(batch):
+        email: dict[str, Any] = {
+            "from": m.sender,
+            "to": [SANDBOX_ADDRESS.format(n=n) if sandbox else m.to],
+            "subject": m.subject,
+            "html": m.html,
+            "text": m.text,
+            "headers": dict(m.headers),
+            "tags": [{"name": "issue", "value": _tag_value(m.issue)}],
+        }
+        if m.reply_to:
+            email["reply_to"] = m.reply_to
+        emails.append(email)
+    return emails
+
+
+def _tag_value(text: str) -> str:
+    return "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_" for c in text)[:256]
+
+
+def parse_response(batch: Sequence[Message], body: Any) -> list[SendResult] | None:
+    """Ids come in request order for the emails that were queued; errors name indexes."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        return None
+    errors = {
+        e.get("index"): str(e.get("message", "invalid"))
+        for e in body.get("errors") or []
+        if isinstance(e, dict)
+    }
+    ids = iter(body["data"])
+    results = []
+    for index, message in enumerate(batch):
+        email = message.recipient.email
+        if index in errors:
+            results.append(SendResult(email, Status.REJECTED, reason=f"Resend: {errors[index]}"))
+            continue
+        item = next(ids, None)
+        if not isinstance(item, dict) or "id" not in item:
+            return None
+        results.append(SendResult(email, Status.SENT, str(item["id"])))
+    return results
+
+
+class ResendProvider:
+    name = "resend"
+    max_batch = MAX_BATCH
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        key: str,
+        *,
+        base_url: str = "",
+        sandbox: bool = False,
+        idempotency_scope: str = "newsletter",
+    ) -> None:
+        self.client = client
+        self.key = key
+        self.url = (base_url or BASE_URL).rstrip("/") + "/emails/batch"
+        self.sandbox = sandbox
+        self.scope = idempotency_scope
+        self.secrets = Secrets(key)
+
+    def send(self, batch: Sequence[Message]) -> list[SendResult]:
+        reply = exchange(
+            self.client,
+            "POST",
+            self.url,
+            batch,
+            provider="Resend",
+            key_hint=KEY_HINT,
+            secrets=self.secrets,
+            content=orjson.dumps(build_request(batch, sandbox=self.sandbox)),
+            headers={
+                "Authorization": f"Bearer {self.key}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": idempotency_key(self.scope, batch),
+                "x-batch-validation": "permissive",
+            },
+        )
+        if reply.results is not None:
+            # 409 concurrent_idempotent_requests: the same batch is still in flight.
+            if reply.results and "concurrent_idempotent_requests" in reply.results[0].reason:
+                return [
+                    SendResult(r.email, Status.RETRY, reason=r.reason, retry_after=1.0)
+                    for r in reply.results
+                ]
+            return reply.results
+        assert reply.response is not None
+        results = parse_response(batch, json_body(reply.response))
+        if results is None:
+            return unreadable("Resend", reply.response, batch).results or []
+        return results
