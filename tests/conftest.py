@@ -56,3 +56,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="Rewrite tests/golden/ from the current output (then read the diff).",
     )
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[object]:
+    from fake_provider import running
+
+    yield from running()
+
+
+@pytest.fixture
+def fake(fake_server: object) -> object:
+    fake_server.reset()  # type: ignore[attr-defined]
+    return fake_server

@@ -38,6 +38,8 @@ class ProviderSettings:
     domain: str = ""  # Mailgun
     region: str = "us"  # Mailgun: us or eu
     timeout: float = 30.0
+    retries: int = 5  # attempts per message, the first included
+    retry_delay: float = 1.0  # first backoff in seconds; doubles up to 30 s
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,12 @@ KEYS: tuple[_Key, ...] = (
         "Seconds to wait for the provider's answer; default 30.",
         "number",
     ),
+    _Key("provider.retries", "NEWSLETTER_PROVIDER_RETRIES", "Attempts per message; default 5."),
+    _Key(
+        "provider.retry_delay",
+        "NEWSLETTER_PROVIDER_RETRY_DELAY",
+        "First pause before a retry, in seconds, doubling up to 30; default 1.",
+    ),
 )
 _KEYS_BY_PATH = {k.path: k for k in KEYS}
 # Tables that later stages own; accepted here so that a newer file still loads.
@@ -222,6 +230,8 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         domain=take("provider.domain", _text, ""),
         region=take("provider.region", _region, "us"),
         timeout=take("provider.timeout", _seconds, 30.0),
+        retries=take("provider.retries", _attempts, 5),
+        retry_delay=take("provider.retry_delay", _seconds, 1.0),
     )
 
     for key, got in (("name", name), ("from", sender), ("site_url", site_url)):
@@ -285,6 +295,16 @@ def _region(value: Any, where: str) -> str:
     if text not in ("us", "eu"):
         raise ValueError(f'{text!r} must be "us" or "eu"')
     return text
+
+
+def _attempts(value: Any, where: str) -> int:
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a whole number") from None
+    if not 1 <= count <= 20:
+        raise ValueError("must be between 1 and 20")
+    return count
 
 
 def _seconds(value: Any, where: str) -> float:

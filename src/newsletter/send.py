@@ -140,5 +140,8 @@ def send_test(
             # a fresh scope per run: retries within it are idempotent, a new run sends again
             idempotency_scope=f"test-{issue.key}-{run}",
         )
+        policy = policy or RetryPolicy(
+            attempts=settings.provider.retries, base_delay=settings.provider.retry_delay
+        )
         results = deliver(provider, messages, policy)
     return TestSend(provider.name, messages[0].subject, results)

@@ -113,10 +113,13 @@ def error_text(response: httpx.Response) -> str:
         body = None
     if isinstance(body, dict):
         errors = body.get("errors")
-        if isinstance(errors, list) and errors:  # SendGrid
+        if isinstance(errors, list) and errors:  # SendGrid: message and the field at fault
             return "; ".join(
-                str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors
-            )[:EXCERPT]
+                f"{e.get('message', e)}" + (f" ({e['field']})" if e.get("field") else "")
+                if isinstance(e, dict)
+                else str(e)
+                for e in errors
+            )[: EXCERPT * 3]
         for key in ("Message", "message", "error"):  # Postmark, Mailgun and Resend
             if isinstance(body.get(key), str):
                 code = body.get("ErrorCode", body.get("name"))

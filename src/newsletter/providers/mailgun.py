@@ -92,8 +92,16 @@ class MailgunProvider:
 
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
         if shared_body(batch, tag) is None and len(batch) > 1:
-            return [result for m in batch for result in self._post([m])]
-        return self._post(batch)
+            return self._one_by_one(batch)
+        results = self._post(batch)
+        if len(batch) > 1 and results[0].status is Status.REJECTED:
+            # Mailgun refuses a whole batch for one bad address without saying which:
+            # send each alone so that only the bad one is refused.
+            return self._one_by_one(batch)
+        return results
+
+    def _one_by_one(self, batch: Sequence[Message]) -> list[SendResult]:
+        return [result for m in batch for result in self._post([m])]
 
     def _post(self, batch: Sequence[Message]) -> list[SendResult]:
         reply = exchange(

@@ -17,7 +17,7 @@ import httpx
 import orjson
 
 from newsletter.message import Message
-from newsletter.providers._http import Secrets, exchange
+from newsletter.providers._http import Secrets, exchange, unreadable
 from newsletter.providers._merge import merge_values, shared_body
 from newsletter.providers.base import SendResult, Status
 
@@ -73,7 +73,12 @@ def build_request(
     return body, html, text
 
 
-def parse_response(batch: Sequence[Message], response: httpx.Response) -> list[SendResult]:
+def parse_response(
+    batch: Sequence[Message], response: httpx.Response, sandbox: bool
+) -> list[SendResult] | None:
+    """202 Accepted (200 in sandbox mode) with X-Message-Id; anything else is not SendGrid."""
+    if response.status_code != 202 and not (sandbox and response.status_code == 200):
+        return None
     message_id = response.headers.get("x-message-id", "")
     return [SendResult(m.recipient.email, Status.SENT, message_id) for m in batch]
 
@@ -128,4 +133,7 @@ class SendGridProvider:
                 return blame(batch, reply.results)
             return reply.results
         assert reply.response is not None
-        return parse_response(batch, reply.response)
+        results = parse_response(batch, reply.response, self.sandbox)
+        if results is None:
+            return unreadable("SendGrid", reply.response, batch).results or []
+        return results
