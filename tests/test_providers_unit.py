@@ -1,0 +1,370 @@
+"""Each provider's quirks, with httpx.MockTransport standing in for the network."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from email import policy
+from email.parser import BytesParser
+
+import httpx
+import pytest
+
+from newsletter.config import Settings
+from newsletter.errors import ProviderAuthError
+from newsletter.message import Message, build_message
+from newsletter.personalize import Recipient
+from newsletter.providers import Status
+from newsletter.providers._http import error_text, make_client, retry_after
+from newsletter.providers.base import SendResult
+from newsletter.providers.mailgun import MailgunProvider
+from newsletter.providers.postmark import PostmarkProvider
+from newsletter.providers.resend import ResendProvider, idempotency_key
+from newsletter.providers.sendgrid import SendGridProvider
+from newsletter.render import Rendered
+from newsletter.send import RetryPolicy, deliver
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class Recorder:
+    """A MockTransport handler that answers from a list and keeps every request."""
+
+    def __init__(self, *answers: httpx.Response | Exception) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def client(handler: Handler) -> httpx.Client:
+    return make_client(5.0, httpx.MockTransport(handler))
+
+
+RENDERED = Rendered(
+    subject="Hello",
+    html='<p>Hi x-newsletter:name</p><a href="x-newsletter:unsubscribe_url">Unsubscribe</a>',
+    text="Hi x-newsletter:name\nUnsubscribe: x-newsletter:unsubscribe_url\n",
+)
+
+
+def messages(settings: Settings, *emails: str, name: str = "Ann <&> Co") -> list[Message]:
+    return [
+        build_message(
+            settings,
+            "2026-11-26-welcome",
+            RENDERED,
+            Recipient(email, name, f"https://example.org/u?t={n}&x=1"),
+        )
+        for n, email in enumerate(emails)
+    ]
+
+
+# --- Postmark ------------------------------------------------------------------------------
+
+
+def test_postmark_reads_every_item(settings: Settings) -> None:
+    answer = httpx.Response(
+        200,
+        json=[
+            {"ErrorCode": 0, "Message": "OK", "MessageID": "id-1", "To": "a@example.org"},
+            {"ErrorCode": 406, "Message": "Inactive recipient", "To": "b@example.org"},
+            {"ErrorCode": 429, "Message": "Rate limit exceeded", "To": "c@example.org"},
+        ],
+    )
+    recorder = Recorder(answer)
+    provider = PostmarkProvider(client(recorder), "tok", message_stream="news")
+    results = provider.send(messages(settings, "a@example.org", "b@example.org", "c@example.org"))
+    assert [r.status for r in results] == [Status.SENT, Status.REJECTED, Status.RETRY]
+    assert results[0].message_id == "id-1"
+    assert results[1].reason == "Postmark: Inactive recipient (ErrorCode 406)"
+    request = recorder.requests[0]
+    assert request.url.path == "/email/batch"
+    assert request.headers["X-Postmark-Server-Token"] == "tok"
+    assert request.headers["Accept"] == "application/json"
+    body = json.loads(request.content)
+    assert body[0]["MessageStream"] == "news"
+    headers = {h["Name"]: h["Value"] for h in body[0]["Headers"]}
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert headers["List-Unsubscribe"].startswith("<https://example.org/u?t=0&x=1>")
+    assert body[0]["Metadata"] == {"issue": "2026-11-26-welcome"}
+    assert "Hi Ann &lt;&amp;&gt; Co" in body[0]["HtmlBody"]
+    assert body[0]["TextBody"].startswith("Hi Ann <&> Co")
+
+
+def test_postmark_sandbox_uses_the_test_token(settings: Settings) -> None:
+    recorder = Recorder(httpx.Response(200, json=[{"ErrorCode": 0, "MessageID": "x"}]))
+    PostmarkProvider(client(recorder), "", sandbox=True).send(messages(settings, "a@example.org"))
+    assert recorder.requests[0].headers["X-Postmark-Server-Token"] == "POSTMARK_API_TEST"
+
+
+def test_postmark_wrong_length_answer_is_unreadable(settings: Settings) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    (result,) = PostmarkProvider(client(recorder), "t").send(messages(settings, "a@example.org"))
+    assert result.status is Status.REJECTED and "is base_url right?" in result.reason
+
+
+# --- SendGrid ------------------------------------------------------------------------------
+
+
+def test_sendgrid_one_body_with_substitutions(settings: Settings) -> None:
+    recorder = Recorder(httpx.Response(202, headers={"X-Message-Id": "sg-1"}))
+    provider = SendGridProvider(client(recorder), "SG.key", base_url="https://eu.example")
+    batch = messages(settings, "a@example.org", "b@example.org")
+    results = provider.send(batch)
+    assert [(r.status, r.message_id) for r in results] == [(Status.SENT, "sg-1")] * 2
+    request = recorder.requests[0]
+    assert str(request.url) == "https://eu.example/v3/mail/send"
+    assert request.headers["Authorization"] == "Bearer SG.key"
+    body = json.loads(request.content)
+    assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
+    assert body["mail_settings"]["sandbox_mode"]["enable"] is False
+    first = body["personalizations"][0]
+    assert first["to"] == [{"email": "a@example.org", "name": "Ann <&> Co"}]
+    html = body["content"][1]["value"]
+    for tag, value in first["substitutions"].items():
+        html = html.replace(tag, value)
+    assert html == batch[0].html  # merging gives exactly the personalized HTML
+    assert first["headers"]["Message-ID"] == batch[0].message_id
+
+
+def test_sendgrid_names_lose_commas(settings: Settings) -> None:
+    recorder = Recorder(httpx.Response(202))
+    batch = messages(settings, "a@example.org", name="Smith, Ann; Dr")
+    SendGridProvider(client(recorder), "k").send(batch)
+    to = json.loads(recorder.requests[0].content)["personalizations"][0]["to"][0]
+    assert "," not in to["name"] and ";" not in to["name"]
+
+
+def test_sendgrid_400_blames_one_personalization(settings: Settings) -> None:
+    error = {"errors": [{"message": "Invalid", "field": "personalizations.1.to.0.email"}]}
+    recorder = Recorder(httpx.Response(400, json=error))
+    results = SendGridProvider(client(recorder), "k").send(
+        messages(settings, "a@example.org", "bad@example.org", "c@example.org")
+    )
+    assert [r.status for r in results] == [Status.RETRY, Status.REJECTED, Status.RETRY]
+    assert "personalizations.1.to.0.email" in results[1].reason
+
+
+def test_sendgrid_sandbox_answers_200(settings: Settings) -> None:
+    recorder = Recorder(httpx.Response(200))
+    provider = SendGridProvider(client(recorder), "k", sandbox=True)
+    (result,) = provider.send(messages(settings, "a@example.org"))
+    assert result.status is Status.SENT
+    assert json.loads(recorder.requests[0].content)["mail_settings"]["sandbox_mode"] == {
+        "enable": True
+    }
+    (other,) = SendGridProvider(client(recorder), "k").send(messages(settings, "a@example.org"))
+    assert other.status is Status.REJECTED  # 200 without sandbox is not SendGrid's answer
+
+
+# --- Mailgun -------------------------------------------------------------------------------
+
+
+def form(request: httpx.Request) -> list[tuple[str, str]]:
+    request.read()
+    parsed = BytesParser(policy=policy.HTTP).parsebytes(
+        f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode() + request.content
+    )
+    return [
+        (str(p.get_param("name", header="content-disposition")), p.get_content())
+        for p in parsed.iter_parts()
+    ]
+
+
+def test_mailgun_batch_with_recipient_variables(settings: Settings) -> None:
+    recorder = Recorder(httpx.Response(200, json={"id": "<mg-1@mg>", "message": "Queued."}))
+    provider = MailgunProvider(client(recorder), "mg-key", domain="mg.example.org", region="eu")
+    batch = messages(settings, "a@example.org", "b@example.org")
+    results = provider.send(batch)
+    assert [(r.status, r.message_id) for r in results] == [(Status.SENT, "<mg-1@mg>")] * 2
+    request = recorder.requests[0]
+    assert str(request.url) == "https://api.eu.mailgun.net/v3/mg.example.org/messages"
+    assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"api:mg-key").decode()
+    assert request.headers["content-type"].startswith("multipart/form-data")
+    fields = form(request)
+    names = [n for n, _ in fields]
+    assert names.count("to") == 2 and "recipient-variables" in names
+    values = dict(fields)
+    variables = json.loads(values["recipient-variables"])
+    assert variables["b@example.org"]["name_html"] == "Ann &lt;&amp;&gt; Co"
+    assert values["h:List-Unsubscribe"] == "%recipient.h:List-Unsubscribe%"
+    assert variables["a@example.org"]["h:List-Unsubscribe"].startswith("<https://example.org/u?t=0")
+    assert values["h:List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    html = values["html"].replace("%recipient.name_html%", variables["a@example.org"]["name_html"])
+    html = html.replace(
+        "%recipient.unsubscribe_url_html%", variables["a@example.org"]["unsubscribe_url_html"]
+    )
+    assert html == batch[0].html
+    assert "o:testmode" not in names
+
+
+def test_mailgun_refused_batch_is_resent_one_by_one(settings: Settings) -> None:
+    refused = httpx.Response(400, json={"message": "to parameter is not a valid address"})
+    ok = httpx.Response(200, json={"id": "<one@mg>", "message": "Queued."})
+    recorder = Recorder(refused, ok, refused, ok)
+    provider = MailgunProvider(client(recorder), "k", domain="mg.example.org", sandbox=True)
+    results = provider.send(messages(settings, "a@example.org", "b@example.org", "c@example.org"))
+    assert [r.status for r in results] == [Status.SENT, Status.REJECTED, Status.SENT]
+    assert len(recorder.requests) == 4
+    assert all(("o:testmode", "yes") in form(r) for r in recorder.requests)
+    assert [n for n, _ in form(recorder.requests[1])].count("to") == 1
+
+
+# --- Resend --------------------------------------------------------------------------------
+
+
+def test_resend_idempotency_key_is_stable_per_batch(settings: Settings) -> None:
+    recorder = Recorder(
+        httpx.ReadTimeout("slow"),
+        httpx.Response(200, json={"data": [{"id": "r-1"}, {"id": "r-2"}]}),
+    )
+    provider = ResendProvider(client(recorder), "re_k", idempotency_scope="issue-x")
+    batch = messages(settings, "a@example.org", "b@example.org")
+    results = deliver(provider, batch, RetryPolicy(base_delay=0), sleep=lambda s: None)
+    assert [r.message_id for r in results] == ["r-1", "r-2"]
+    keys = [r.headers["Idempotency-Key"] for r in recorder.requests]
+    assert keys[0] == keys[1] == idempotency_key("issue-x", batch)
+    assert idempotency_key("issue-x", batch[:1]) != keys[0]
+    assert recorder.requests[0].headers["x-batch-validation"] == "permissive"
+    assert json.loads(recorder.requests[0].content)[0]["headers"]["List-Unsubscribe-Post"]
+
+
+def test_resend_permissive_errors_by_index(settings: Settings) -> None:
+    answer = {"data": [{"id": "r-1"}, {"id": "r-3"}], "errors": [{"index": 1, "message": "bad"}]}
+    recorder = Recorder(httpx.Response(200, json=answer))
+    results = ResendProvider(client(recorder), "re_k").send(
+        messages(settings, "a@example.org", "b@example.org", "c@example.org")
+    )
+    assert [(r.status, r.message_id) for r in results] == [
+        (Status.SENT, "r-1"),
+        (Status.REJECTED, ""),
+        (Status.SENT, "r-3"),
+    ]
+
+
+def test_resend_concurrent_idempotent_request_is_retried(settings: Settings) -> None:
+    busy = {"statusCode": 409, "message": "in progress", "name": "concurrent_idempotent_requests"}
+    recorder = Recorder(httpx.Response(409, json=busy))
+    (result,) = ResendProvider(client(recorder), "re_k").send(messages(settings, "a@example.org"))
+    assert result.status is Status.RETRY
+
+
+# --- shared HTTP handling ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        (httpx.ConnectError("refused"), Status.RETRY),
+        (httpx.ReadTimeout("slow"), Status.RETRY),
+        (httpx.RemoteProtocolError("peer closed connection"), Status.RETRY),
+        (httpx.Response(503, text="down"), Status.RETRY),
+        (httpx.Response(422, json={"ErrorCode": 300, "Message": "Invalid"}), Status.REJECTED),
+    ],
+)
+def test_transport_failures_and_statuses(
+    settings: Settings, answer: httpx.Response | Exception, status: Status
+) -> None:
+    (result,) = PostmarkProvider(client(Recorder(answer)), "t").send(
+        messages(settings, "a@example.org")
+    )
+    assert result.status is status
+
+
+def test_auth_failure_names_variable_and_hides_key(settings: Settings) -> None:
+    key = "SG.very-secret-value"
+    echo = httpx.Response(401, json={"errors": [{"message": f"bad key {key}"}]})
+    with pytest.raises(ProviderAuthError) as info:
+        SendGridProvider(client(Recorder(echo)), key).send(messages(settings, "a@example.org"))
+    text = str(info.value)
+    assert "SENDGRID_API_KEY" in text and key not in text and "[redacted]" in text
+    mailgun_echo = httpx.Response(
+        403, text="denied " + base64.b64encode(b"api:mg-secret-key").decode()
+    )
+    with pytest.raises(ProviderAuthError) as info:
+        MailgunProvider(client(Recorder(mailgun_echo)), "mg-secret-key", domain="d.org").send(
+            messages(settings, "a@example.org")
+        )
+    assert "mg-secret-key" not in str(info.value) and "YXBp" not in str(info.value)
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after(httpx.Response(429, headers={"Retry-After": "7"})) == 7.0
+    date = httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    assert retry_after(date) == 0.0  # in the past
+    assert retry_after(httpx.Response(429, headers={"ratelimit-reset": "3"})) == 3.0
+    assert retry_after(httpx.Response(429, headers={"Retry-After": "soon"})) is None
+    assert retry_after(httpx.Response(429)) is None
+
+
+def test_error_text_shapes() -> None:
+    assert error_text(httpx.Response(422, json={"ErrorCode": 300, "Message": "Bad"})) == (
+        "Bad (300)"
+    )
+    assert error_text(httpx.Response(400, json={"message": "nope"})) == "nope"
+    assert error_text(httpx.Response(502, text="<h1>Bad gateway</h1>")).startswith("text/plain")
+
+
+# --- deliver -------------------------------------------------------------------------------
+
+
+class Scripted:
+    """A provider whose answers are scripted, to test deliver's loop on its own."""
+
+    name = "scripted"
+    max_batch = 2
+
+    def __init__(self, *rounds: list[SendResult]) -> None:
+        self.rounds = list(rounds)
+        self.batches: list[list[str]] = []
+
+    def send(self, batch: list[Message]) -> list[SendResult]:  # type: ignore[override]
+        self.batches.append([m.recipient.email for m in batch])
+        answer = self.rounds.pop(0)
+        return [
+            SendResult(m.recipient.email, r.status, r.message_id, r.reason, r.retry_after)
+            for m, r in zip(batch, answer, strict=False)
+        ]
+
+
+def test_deliver_retries_only_what_failed_and_waits(settings: Settings) -> None:
+    retry = SendResult("", Status.RETRY, reason="HTTP 429", retry_after=3.0)
+    sent = SendResult("", Status.SENT, "id")
+    provider = Scripted([sent, retry], [sent], [sent])
+    waits: list[float] = []
+    batch = messages(settings, "a@example.org", "b@example.org", "c@example.org")
+    results = deliver(provider, batch, RetryPolicy(base_delay=0.1), waits.append, lambda: 0.0)
+    assert [r.status for r in results] == [Status.SENT] * 3
+    assert provider.batches == [
+        ["a@example.org", "b@example.org"],
+        ["c@example.org"],
+        ["b@example.org"],
+    ]
+    assert waits == [3.0]
+
+
+def test_deliver_backoff_is_capped_and_gives_up(settings: Settings) -> None:
+    retry = SendResult("", Status.RETRY, reason="HTTP 500")
+    provider = Scripted(*([[retry]] * 4))
+    waits: list[float] = []
+    policy = RetryPolicy(attempts=4, base_delay=10, max_delay=15)
+    (result,) = deliver(
+        provider, messages(settings, "a@example.org"), policy, waits.append, lambda: 0.999
+    )
+    assert result.status is Status.FAILED and "gave up after 4 attempts: HTTP 500" in result.reason
+    assert waits == pytest.approx([9.995, 14.9925, 14.9925])
+
+
+def test_deliver_stops_when_asked_to_wait_too_long(settings: Settings) -> None:
+    retry = SendResult("", Status.RETRY, reason="HTTP 429", retry_after=3600)
+    waits: list[float] = []
+    (result,) = deliver(Scripted([retry]), messages(settings, "a@example.org"), None, waits.append)
+    assert result.status is Status.FAILED and "asked to wait 3600 s" in result.reason
+    assert waits == []
