@@ -343,3 +343,15 @@ def _deliver(
             configured(settings, name, fake.url), client=client, environ=env_for(name, key)
         )
         return deliver(provider, _messages(settings, addresses), FAST, sleep=lambda s: None)
+
+
+def test_key_never_in_logs(
+    settings: Settings, fake: FakeProvider, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    fake.faults.extend(["500", "drop", "html"])
+    _deliver(settings, fake, name, ADDRESSES[:1])
+    with pytest.raises(ProviderAuthError):
+        _deliver(settings, fake, name, ADDRESSES[:1], key=KEYS[name] + "-wrong")
+    assert "HTTP Request: POST" in caplog.text  # httpx did log, at DEBUG and INFO
+    assert KEYS[name] not in caplog.text
