@@ -8,11 +8,14 @@ appears only with --debug.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import Engine
 from typer.core import TyperGroup
 
 from newsletter import __version__
@@ -20,9 +23,21 @@ from newsletter.articles import parse_date
 from newsletter.build import build_issue
 from newsletter.config import Settings, load_workspace
 from newsletter.errors import NewsletterError
+from newsletter.files import atomic_text
 from newsletter.issue import add_articles, new_issue, resolve_issue
 from newsletter.providers import Status
 from newsletter.send import send_test
+from newsletter.storage import open_engine
+from newsletter.subscribers import (
+    ImportRejected,
+    ImportReport,
+    add_subscriber,
+    count_subscribers,
+    export_csv,
+    import_csv,
+    iter_subscribers,
+    remove_subscriber,
+)
 from newsletter.workspace import init_workspace
 
 
@@ -200,6 +215,174 @@ def send_test_command(
     typer.echo(f"{sent} of {len(report.results)} sent through {report.provider}: {report.subject}")
     if sent < len(report.results):
         raise typer.Exit(1 if sent == 0 else 2)
+
+
+subscribers_app = typer.Typer(
+    cls=_Group,
+    help="The list: add, import, export, list, count and remove subscribers.",
+    no_args_is_help=True,
+)
+app.add_typer(subscribers_app, name="subscribers")
+
+StatusOption = Annotated[
+    str | None, typer.Option("--status", help="pending, active, unsubscribed, bounced, complained.")
+]
+TagOption = Annotated[
+    str | None,
+    typer.Option("--tag", help='A tag, or a segment such as "news and not staff".'),
+]
+
+
+def _engine(ctx: typer.Context) -> Engine:
+    return open_engine(_settings(ctx))
+
+
+@subscribers_app.command("add")
+def subscribers_add(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The address.")],
+    name: Annotated[str, typer.Option(help="The subscriber's name.")] = "",
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeat for more.")] = None,
+    status: Annotated[str, typer.Option(help="active or pending.")] = "active",
+) -> None:
+    """Add one subscriber.
+
+    Example: newsletter subscribers add ana@example.org --name "Ana Lima" --tag news
+    """
+    added = add_subscriber(_engine(ctx), email, name=name, tags=tag or [], status=status)
+    tags = f" [{', '.join(added.tags)}]" if added.tags else ""
+    typer.echo(f"added {added.email} ({added.status}){tags}")
+
+
+@subscribers_app.command("import")
+def subscribers_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV with an email column.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, change nothing.")] = False,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Tag every imported row; repeatable.")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the valid rows, skip the rest.")
+    ] = False,
+    encoding: Annotated[str, typer.Option(help="The file's text encoding.")] = "utf-8-sig",
+) -> None:
+    """Import subscribers from CSV, all or nothing, reporting every skipped row.
+
+    Columns: email, name, tags (";"-separated), status; others become custom fields.
+
+    Example: newsletter subscribers import members.csv --tag members --dry-run
+    """
+    try:
+        report = import_csv(
+            _engine(ctx),
+            file,
+            tags=tag or [],
+            skip_invalid=skip_invalid,
+            encoding=encoding,
+            dry_run=dry_run,
+        )
+    except ImportRejected as exc:
+        _print_problems(exc.report)
+        raise
+    _print_problems(report)
+    verb = "would be" if dry_run else "were"
+    typer.echo(
+        f"{report.rows} rows: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.skipped} skipped, {report.invalid} invalid "
+        f"({'dry run: nothing was changed' if dry_run else 'imported'})"
+    )
+    if report.kept_status:
+        typer.echo(f"{report.kept_status} that left the list {verb} not reactivated")
+
+
+def _print_problems(report: ImportReport) -> None:
+    for problem in report.problems:
+        typer.echo(
+            f"{report.path}:{problem.line}: {problem.email or '-'}: {problem.reason}", err=True
+        )
+    hidden = report.skipped + report.invalid + report.kept_status - len(report.problems)
+    if hidden > 0:
+        typer.echo(f"... and {hidden} more", err=True)
+
+
+@subscribers_app.command("export")
+def subscribers_export(
+    ctx: typer.Context,
+    status: StatusOption = None,
+    tag: TagOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Export subscribers as CSV (the columns import reads).
+
+    Example: newsletter subscribers export --status active -o active.csv
+    """
+    engine = _engine(ctx)
+    if output is None:
+        export_csv(engine, sys.stdout, status=status, segment=tag)
+        return
+    with atomic_text(output) as handle:
+        count = export_csv(engine, handle, status=status, segment=tag)
+    typer.echo(f"exported {count} subscribers to {_show(output)}", err=True)
+
+
+@subscribers_app.command("list")
+def subscribers_list(
+    ctx: typer.Context,
+    status: StatusOption = None,
+    tag: TagOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List subscribers.
+
+    Example: newsletter subscribers list --status active --tag "news and not staff"
+    """
+    for s in iter_subscribers(_engine(ctx), status=status, segment=tag):
+        if as_json:
+            typer.echo(json.dumps(s.as_json(), ensure_ascii=False))
+        else:
+            tags = ",".join(s.tags)
+            typer.echo(f"{s.email}\t{s.status}\t{s.name}\t{tags}")
+
+
+@subscribers_app.command("count")
+def subscribers_count(
+    ctx: typer.Context,
+    by: Annotated[str | None, typer.Option("--by", help="status or tag.")] = None,
+    status: StatusOption = None,
+    tag: TagOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Count subscribers, in total or by status or tag.
+
+    Example: newsletter subscribers count --by status
+    """
+    counts = count_subscribers(_engine(ctx), by=by, status=status, segment=tag)
+    if as_json:
+        typer.echo(json.dumps(counts))
+    elif by is None:
+        typer.echo(str(counts["total"]))
+    else:
+        for key, n in counts.items():
+            typer.echo(f"{key}\t{n}")
+
+
+@subscribers_app.command("remove")
+def subscribers_remove(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The address.")],
+    erase: Annotated[
+        bool,
+        typer.Option("--erase", help="Delete the personal data (GDPR erasure), keep a hash."),
+    ] = False,
+) -> None:
+    """Unsubscribe an address, or erase it entirely with --erase.
+
+    Example: newsletter subscribers remove ana@example.org --erase
+    """
+    typer.echo(remove_subscriber(_engine(ctx), email, erase=erase))
 
 
 def _show(path: Path) -> str:

@@ -58,6 +58,7 @@ class Settings:
     unsubscribe_url: str = ""
     archive_url: str = ""
     drop_lines: tuple[str, ...] = DEFAULT_DROP_LINES
+    database_url: str = ""
     provider: ProviderSettings = field(default_factory=lambda: ProviderSettings())
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -118,6 +119,11 @@ KEYS: tuple[_Key, ...] = (
         'Trailing lines dropped on import ("|"-separated in the variable).',
         "list",
     ),
+    _Key(
+        "database.url",
+        "NEWSLETTER_DATABASE_URL",
+        "SQLAlchemy URL; default SQLite at .newsletter/newsletter.db.",
+    ),
     _Key("provider.name", "NEWSLETTER_PROVIDER", "outbox, postmark, sendgrid, mailgun or resend."),
     _Key(
         "provider.base_url",
@@ -146,7 +152,7 @@ KEYS: tuple[_Key, ...] = (
 )
 _KEYS_BY_PATH = {k.path: k for k in KEYS}
 # Tables that later stages own; accepted here so that a newer file still loads.
-_SECTIONS = frozenset({"database", "sending"})
+_SECTIONS = frozenset({"sending"})
 _TABLES = frozenset({k.path.split(".")[0] for k in KEYS if "." in k.path})
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -223,6 +229,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
     unsubscribe_url = take("unsubscribe_url", _url, "")
     archive_url = take("archive_url", _url, "")
     drop_lines = take("drop_lines", _lines, DEFAULT_DROP_LINES)
+    database_url = take("database.url", _database_url, "")
     provider = ProviderSettings(
         name=take("provider.name", _provider_name, "outbox"),
         base_url=take("provider.base_url", _url, ""),
@@ -259,6 +266,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         unsubscribe_url=unsubscribe_url or f"{base}/unsubscribe",
         archive_url=archive_url or f"{base}/archive/",
         drop_lines=tuple(drop_lines),
+        database_url=database_url or f"sqlite:///{root / '.newsletter' / 'newsletter.db'}",
         provider=provider,
         extra=extra,
     )
@@ -287,6 +295,14 @@ def _provider_name(value: Any, where: str) -> str:
     text = _text(value, where).lower()
     if not re.fullmatch(r"[a-z0-9_-]+", text):
         raise ValueError(f"{text!r} is not a provider name")
+    return text
+
+
+def _database_url(value: Any, where: str) -> str:
+    text = _text(value, where)
+    scheme = text.partition(":")[0].split("+")[0]
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        raise ValueError("must be a sqlite:/// or postgresql:// URL")
     return text
 
 

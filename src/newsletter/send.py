@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from email_validator import EmailNotValidError, validate_email
 
+from newsletter.addresses import check_address
 from newsletter.build import load_built
 from newsletter.config import Settings
 from newsletter.errors import SubscriberError
@@ -81,14 +81,6 @@ def deliver(
             else f"the provider asked to wait {last.retry_after:.0f} s: {last.reason}",
         )
     return [final[i] for i in range(len(messages))]
-
-
-def check_address(address: str) -> str:
-    """The address normalised, or a SubscriberError saying what is wrong with it."""
-    try:
-        return validate_email(address, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise SubscriberError(f"invalid address {address!r}: {exc}") from None
 
 
 @dataclass(frozen=True)

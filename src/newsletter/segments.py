@@ -1,0 +1,141 @@
+"""Segments: which subscribers, by tag, in a small language that is never SQL.
+
+    news                    subscribers tagged "news"
+    news and not staff      tagged news, not tagged staff
+    (news or events) and local
+
+`and` binds tighter than `or`; `not` tighter than both. Tags are words of letters, digits
+and - _ . : and the parser turns them into bound parameters, so nothing a user types ever
+becomes SQL text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
+
+from newsletter.errors import SubscriberError
+from newsletter.storage import subscriber_tags, subscribers
+
+TAG = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,99}")
+_TOKEN = re.compile(r"\s*(\(|\)|[A-Za-z0-9_.:-]+)")
+_KEYWORDS = ("and", "or", "not")
+
+
+@dataclass(frozen=True)
+class Tag:
+    name: str
+
+
+@dataclass(frozen=True)
+class Not:
+    inner: Node
+
+
+@dataclass(frozen=True)
+class AllOf:
+    parts: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    parts: tuple[Node, ...]
+
+
+Node = Tag | Not | AllOf | AnyOf
+
+
+def normalize_tag(text: str) -> str:
+    """A tag as stored: lower-case; ValueError if it is not a valid tag."""
+    tag = text.strip().lower()
+    if not TAG.fullmatch(tag) or tag in _KEYWORDS:
+        raise ValueError(f"{text!r} is not a tag (letters, digits, - _ . : up to 100)")
+    return tag
+
+
+def parse_segment(text: str) -> Node:
+    tokens = _tokens(text)
+    node, rest = _or(tokens, text)
+    if rest:
+        raise SubscriberError(f"segment {text!r}: unexpected {rest[0]!r}")
+    return node
+
+
+def _tokens(text: str) -> list[str]:
+    tokens, position = [], 0
+    text = text.rstrip()
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if not match:
+            raise SubscriberError(f"segment {text!r}: unexpected {text[position:].strip()[:10]!r}")
+        tokens.append(match.group(1))
+        position = match.end()
+    if not tokens:
+        raise SubscriberError("the segment is empty: name a tag, e.g. --segment news")
+    return tokens
+
+
+def _or(tokens: list[str], text: str) -> tuple[Node, list[str]]:
+    parts = []
+    node, tokens = _and(tokens, text)
+    parts.append(node)
+    while tokens and tokens[0].lower() == "or":
+        node, tokens = _and(tokens[1:], text)
+        parts.append(node)
+    return (parts[0] if len(parts) == 1 else AnyOf(tuple(parts))), tokens
+
+
+def _and(tokens: list[str], text: str) -> tuple[Node, list[str]]:
+    parts = []
+    node, tokens = _not(tokens, text)
+    parts.append(node)
+    while tokens and tokens[0].lower() == "and":
+        node, tokens = _not(tokens[1:], text)
+        parts.append(node)
+    return (parts[0] if len(parts) == 1 else AllOf(tuple(parts))), tokens
+
+
+def _not(tokens: list[str], text: str) -> tuple[Node, list[str]]:
+    if not tokens:
+        raise SubscriberError(f"segment {text!r} ends too early")
+    head = tokens[0]
+    if head.lower() == "not":
+        inner, rest = _not(tokens[1:], text)
+        return Not(inner), rest
+    if head == "(":
+        inner, rest = _or(tokens[1:], text)
+        if not rest or rest[0] != ")":
+            raise SubscriberError(f"segment {text!r}: a '(' is never closed")
+        return inner, rest[1:]
+    if head == ")" or head.lower() in _KEYWORDS:
+        raise SubscriberError(f"segment {text!r}: expected a tag, found {head!r}")
+    try:
+        return Tag(normalize_tag(head)), tokens[1:]
+    except ValueError as exc:
+        raise SubscriberError(f"segment {text!r}: {exc}") from None
+
+
+def tags_in(node: Node) -> set[str]:
+    if isinstance(node, Tag):
+        return {node.name}
+    if isinstance(node, Not):
+        return tags_in(node.inner)
+    return set().union(*(tags_in(p) for p in node.parts))
+
+
+def segment_clause(node: Node) -> ColumnElement[bool]:
+    """A WHERE clause over `subscribers` selecting the segment's members."""
+    if isinstance(node, Tag):
+        return exists(
+            select(subscriber_tags.c.tag).where(
+                subscriber_tags.c.subscriber_id == subscribers.c.id,
+                subscriber_tags.c.tag == node.name,
+            )
+        )
+    if isinstance(node, Not):
+        return not_(segment_clause(node.inner))
+    if isinstance(node, AllOf):
+        return and_(*(segment_clause(p) for p in node.parts))
+    return or_(*(segment_clause(p) for p in node.parts))

@@ -1,0 +1,269 @@
+"""Storage: the list, the send ledger and provider events, through SQLAlchemy Core.
+
+SQLite at .newsletter/newsletter.db by default (WAL, so readers never wait for a sender),
+PostgreSQL when database.url says postgresql:// (psycopg 3, the `postgres` extra), where
+several senders on several machines can share one ledger.
+
+The schema is versioned by numbered migrations recorded in schema_migrations. Opening a
+database brings it up to date; a database from a newer program is refused rather than
+guessed at. A migration never changes once released: a later change is a new migration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
+from newsletter.config import Settings
+from newsletter.errors import ConfigError, NewsletterError
+
+STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
+DELIVERY_STATES = ("pending", "in_flight", "sent", "failed", "skipped")
+# Integer in SQLite (so it is the rowid), BigInteger elsewhere.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Time = DateTime(timezone=True)
+
+metadata = MetaData()
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(100), nullable=False),
+    Column("applied_at", Time, nullable=False),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False),
+    # The address case-folded: one subscriber per address however it is capitalised.
+    Column("email_key", String(320), nullable=False, unique=True),
+    Column("name", String(300), nullable=False, default=""),
+    Column("status", String(20), nullable=False),
+    Column("source", String(200), nullable=False, default=""),
+    Column("fields", JSON, nullable=False, default=dict),  # custom fields from imports
+    Column("created_at", Time, nullable=False),
+    Column("updated_at", Time, nullable=False),
+    Column("confirmed_at", Time),
+    Column("unsubscribed_at", Time),
+    CheckConstraint(f"status IN {STATUSES!r}", name="subscribers_status"),
+    Index("subscribers_status_id", "status", "id"),
+)
+
+subscriber_tags = Table(
+    "subscriber_tags",
+    metadata,
+    Column(
+        "subscriber_id",
+        Id,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("tag", String(100), primary_key=True),
+    Index("subscriber_tags_tag", "tag", "subscriber_id"),
+)
+
+# Addresses erased at the subscriber's request, kept only as a one-way hash.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("email_hash", String(64), primary_key=True),
+    Column("reason", String(50), nullable=False),
+    Column("created_at", Time, nullable=False),
+)
+
+# One row per issue sent to the list: what was sent, to which audience.
+sends = Table(
+    "sends",
+    metadata,
+    Column("issue", String(200), primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("segment", String(500), nullable=False, default=""),
+    Column("provider", String(50), nullable=False),
+    Column("audience", Integer, nullable=False, default=0),
+    Column("created_at", Time, nullable=False),
+    Column("finished_at", Time),
+)
+
+# The ledger: one row per issue and recipient, so a send resumes without duplicates.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("issue", String(200), ForeignKey("sends.issue"), nullable=False),
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="SET NULL")),
+    Column("email", String(320), nullable=False),
+    Column("email_key", String(320), nullable=False),
+    Column("name", String(300), nullable=False, default=""),
+    Column("state", String(20), nullable=False, default="pending"),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("attempt_id", String(64)),  # the claim that marked it in flight
+    Column("claimed_at", Time),
+    Column("provider_message_id", String(300)),
+    Column("error", Text),
+    Column("sent_at", Time),
+    Column("updated_at", Time, nullable=False),
+    UniqueConstraint("issue", "email_key", name="deliveries_issue_email"),
+    CheckConstraint(f"state IN {DELIVERY_STATES!r}", name="deliveries_state"),
+    Index("deliveries_issue_state", "issue", "state", "id"),
+)
+
+# What providers report back through webhooks: bounces, complaints, unsubscribes.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("provider", String(50), nullable=False),
+    Column("event_key", String(300), nullable=False, unique=True),  # the provider's id
+    Column("kind", String(30), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("email_key", String(320), nullable=False),
+    Column("provider_message_id", String(300)),
+    Column("occurred_at", Time, nullable=False),
+    Column("received_at", Time, nullable=False),
+    Column("payload", JSON, nullable=False, default=dict),
+    Column("applied_at", Time),
+    Index("events_email_key", "email_key"),
+)
+
+
+def _initial_schema(conn: Connection) -> None:
+    metadata.create_all(
+        conn,
+        tables=[subscribers, subscriber_tags, suppressions, sends, deliveries, events],
+    )
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "subscribers, tags, suppressions, sends, deliveries, events", _initial_schema),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def engine_url(settings: Settings) -> str:
+    """postgresql:// means psycopg 3 here; SQLAlchemy alone would pick psycopg2."""
+    url = settings.database_url
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparseable database URL)"
+
+
+def open_engine(settings: Settings) -> Engine:
+    """An engine for the workspace's database, with its schema brought up to date."""
+    url = engine_url(settings)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("database.url is not a database URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            settings.state_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        try:
+            engine = create_engine(url, pool_pre_ping=True)
+        except ModuleNotFoundError:
+            raise ConfigError(
+                "PostgreSQL needs psycopg: pip install 'newsletter[postgres]'"
+            ) from None
+    try:
+        migrate(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise ConfigError(f"cannot open the database {safe_url(url)}: {_first_line(exc)}") from None
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> int:
+    """Apply the migrations this database lacks; refuse one made by a newer program."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # One process migrates at a time; the others wait, then find nothing to do.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(742001)")
+        schema_migrations.create(conn, checkfirst=True)
+        current = conn.scalar(select(func.max(schema_migrations.c.version))) or 0
+        if current > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the database {safe_url(str(engine.url))} has schema version {current}, "
+                f"newer than this program knows ({SCHEMA_VERSION}); upgrade newsletter"
+            )
+        for version, name, apply in MIGRATIONS:
+            if version > current:
+                apply(conn)
+                conn.execute(
+                    insert(schema_migrations).values(version=version, name=name, applied_at=now())
+                )
+        return SCHEMA_VERSION
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction; database errors become one clear NewsletterError line."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except OperationalError as exc:
+        if "locked" in str(exc).lower():
+            raise NewsletterError(
+                "the database is locked by another newsletter process; try again when it ends"
+            ) from None
+        raise NewsletterError(f"database error: {_first_line(exc)}") from None
+    except DBAPIError as exc:
+        raise NewsletterError(f"database error: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
