@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +18,6 @@ EXAMPLE = "2026-11-26-welcome"
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Tests never see the developer's NEWSLETTER_* settings or provider keys."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("NEWSLETTER_"):
             monkeypatch.delenv(name)
@@ -69,3 +69,37 @@ def fake_server() -> Iterator[object]:
 def fake(fake_server: object) -> object:
     fake_server.reset()  # type: ignore[attr-defined]
     return fake_server
+
+
+TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The workspace's settings on each database the project supports."""
+    if request.param == "sqlite":
+        return settings
+    if not TEST_POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("TEST_POSTGRES_URL is not set: CI must run the PostgreSQL tests")
+        pytest.skip("set TEST_POSTGRES_URL=postgresql://... to run against PostgreSQL")
+    from sqlalchemy import create_engine
+
+    from newsletter.storage import engine_url
+
+    pg = dataclasses.replace(settings, database_url=TEST_POSTGRES_URL)
+    engine = create_engine(engine_url(pg))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+    return pg
+
+
+@pytest.fixture
+def engine(db_settings: Settings) -> Iterator[object]:
+    from newsletter.storage import open_engine
+
+    opened = open_engine(db_settings)
+    yield opened
+    opened.dispose()

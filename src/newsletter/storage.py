@@ -214,6 +214,9 @@ def open_engine(settings: Settings) -> Engine:
     except OperationalError as exc:
         engine.dispose()
         raise ConfigError(f"cannot open the database {safe_url(url)}: {_first_line(exc)}") from None
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -234,18 +237,19 @@ def migrate(engine: Engine) -> int:
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(742001)")
         schema_migrations.create(conn, checkfirst=True)
         current = conn.scalar(select(func.max(schema_migrations.c.version))) or 0
-        if current > SCHEMA_VERSION:
-            raise ConfigError(
-                f"the database {safe_url(str(engine.url))} has schema version {current}, "
-                f"newer than this program knows ({SCHEMA_VERSION}); upgrade newsletter"
-            )
         for version, name, apply in MIGRATIONS:
-            if version > current:
+            if current < version:
                 apply(conn)
                 conn.execute(
                     insert(schema_migrations).values(version=version, name=name, applied_at=now())
                 )
-        return SCHEMA_VERSION
+    # Raised outside the transaction, so that no connection outlives the error.
+    if current > SCHEMA_VERSION:
+        raise ConfigError(
+            f"the database {safe_url(str(engine.url))} has schema version {current}, "
+            f"newer than this program knows ({SCHEMA_VERSION}); upgrade newsletter"
+        )
+    return SCHEMA_VERSION
 
 
 @contextmanager
