@@ -460,6 +460,7 @@ def _seen_table(conn: Connection) -> Table:
         Column("email_key", String(320), primary_key=True),
         Column("line", Integer, nullable=False),
         prefixes=["TEMPORARY"],
+        sqlite_with_rowid=False,
     )
     table.drop(conn, checkfirst=True)
     table.create(conn)
@@ -594,10 +595,12 @@ def _import_chunk(
         return
     _bulk_insert(conn, seen, [{"email_key": k, "line": r.line} for k, r in first.items()])
 
-    hashes = {address_hash(r.email): k for k, r in first.items()}
-    erased = conn.scalars(
-        select(suppressions.c.email_hash).where(_in(conn, suppressions.c.email_hash, list(hashes)))
-    )
+    erased_any = conn.scalar(select(suppressions.c.email_hash).limit(1)) is not None
+    hashes = {address_hash(r.email): k for k, r in first.items()} if erased_any else {}
+    erased: list[str] = []
+    if hashes:  # only once someone was erased: no hashing on the usual import
+        query = select(suppressions.c.email_hash)
+        erased = list(conn.scalars(query.where(_in(conn, suppressions.c.email_hash, list(hashes)))))
     for digest in erased:
         row = first.pop(hashes[digest])
         report.skipped += 1
