@@ -229,8 +229,23 @@ StatusOption = Annotated[
 ]
 TagOption = Annotated[
     str | None,
-    typer.Option("--tag", help='A tag, or a segment such as "news and not staff".'),
+    typer.Option("--tag", help='Subscribers with a tag, or tags such as "news and not staff".'),
 ]
+SegmentOption = Annotated[
+    str | None,
+    typer.Option("--segment", help='Active subscribers with a tag, e.g. "news and not staff".'),
+]
+
+
+def _audience(
+    status: str | None, tag: str | None, segment: str | None
+) -> tuple[str | None, str | None]:
+    """--segment is --status active with --tag; both together would be ambiguous."""
+    if segment and tag:
+        raise typer.BadParameter("give --segment or --tag, not both", param_hint="--segment")
+    if segment:
+        return status or "active", segment
+    return status, tag
 
 
 def _engine(ctx: typer.Context) -> Engine:
@@ -311,6 +326,7 @@ def subscribers_export(
     ctx: typer.Context,
     status: StatusOption = None,
     tag: TagOption = None,
+    segment: SegmentOption = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
@@ -320,6 +336,7 @@ def subscribers_export(
     Example: newsletter subscribers export --status active -o active.csv
     """
     engine = _engine(ctx)
+    status, tag = _audience(status, tag, segment)
     if output is None:
         export_csv(engine, sys.stdout, status=status, segment=tag)
         return
@@ -333,12 +350,14 @@ def subscribers_list(
     ctx: typer.Context,
     status: StatusOption = None,
     tag: TagOption = None,
+    segment: SegmentOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List subscribers.
 
-    Example: newsletter subscribers list --status active --tag "news and not staff"
+    Example: newsletter subscribers list --segment "news and not staff"
     """
+    status, tag = _audience(status, tag, segment)
     for s in iter_subscribers(_engine(ctx), status=status, segment=tag):
         if as_json:
             typer.echo(json.dumps(s.as_json(), ensure_ascii=False))
@@ -353,12 +372,14 @@ def subscribers_count(
     by: Annotated[str | None, typer.Option("--by", help="status or tag.")] = None,
     status: StatusOption = None,
     tag: TagOption = None,
+    segment: SegmentOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Count subscribers, in total or by status or tag.
 
     Example: newsletter subscribers count --by status
     """
+    status, tag = _audience(status, tag, segment)
     counts = count_subscribers(_engine(ctx), by=by, status=status, segment=tag)
     if as_json:
         typer.echo(json.dumps(counts))
