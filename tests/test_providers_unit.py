@@ -263,8 +263,9 @@ def test_resend_concurrent_idempotent_request_is_retried(settings: Settings) -> 
     ("answer", "status"),
     [
         (httpx.ConnectError("refused"), Status.RETRY),
-        (httpx.ReadTimeout("slow"), Status.RETRY),
-        (httpx.RemoteProtocolError("peer closed connection"), Status.RETRY),
+        (httpx.ConnectTimeout("no route"), Status.RETRY),
+        (httpx.ReadTimeout("slow"), Status.UNCERTAIN),
+        (httpx.RemoteProtocolError("peer closed connection"), Status.UNCERTAIN),
         (httpx.Response(503, text="down"), Status.RETRY),
         (httpx.Response(422, json={"ErrorCode": 300, "Message": "Invalid"}), Status.REJECTED),
     ],

@@ -43,6 +43,17 @@ class ProviderSettings:
 
 
 @dataclass(frozen=True)
+class SendingSettings:
+    """The [sending] table: how fast and how carefully the list is sent to."""
+
+    rate: float = 0.0  # messages per second; 0 means the provider's default
+    concurrency: int = 4  # batches in flight at once
+    lease: float = 600.0  # seconds before another sender may call a batch in flight lost
+    max_failed_batches: int = 3  # consecutive wholly refused batches that stop a send
+    batch_size: int = 0  # messages per request; 0 means the provider's maximum
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything newsletter.toml (and the environment) says, checked and with defaults."""
 
@@ -60,6 +71,7 @@ class Settings:
     drop_lines: tuple[str, ...] = DEFAULT_DROP_LINES
     database_url: str = ""
     provider: ProviderSettings = field(default_factory=lambda: ProviderSettings())
+    sending: SendingSettings = field(default_factory=lambda: SendingSettings())
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -149,10 +161,35 @@ KEYS: tuple[_Key, ...] = (
         "NEWSLETTER_PROVIDER_RETRY_DELAY",
         "First pause before a retry, in seconds, doubling up to 30; default 1.",
     ),
+    _Key(
+        "sending.rate",
+        "NEWSLETTER_SENDING_RATE",
+        "Messages per second to the list; default the provider's conservative rate.",
+    ),
+    _Key(
+        "sending.concurrency",
+        "NEWSLETTER_SENDING_CONCURRENCY",
+        "Batches in flight at once; default 4.",
+    ),
+    _Key(
+        "sending.lease",
+        "NEWSLETTER_SENDING_LEASE",
+        "Seconds after which a batch another sender claimed counts as lost; default 600.",
+    ),
+    _Key(
+        "sending.max_failed_batches",
+        "NEWSLETTER_SENDING_MAX_FAILED_BATCHES",
+        "Wholly refused batches in a row that stop a send; default 3.",
+    ),
+    _Key(
+        "sending.batch_size",
+        "NEWSLETTER_SENDING_BATCH_SIZE",
+        "Messages per request, at most the provider's limit; default that limit.",
+    ),
 )
 _KEYS_BY_PATH = {k.path: k for k in KEYS}
 # Tables that later stages own; accepted here so that a newer file still loads.
-_SECTIONS = frozenset({"sending"})
+_SECTIONS: frozenset[str] = frozenset()
 _TABLES = frozenset({k.path.split(".")[0] for k in KEYS if "." in k.path})
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -240,6 +277,13 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         retries=take("provider.retries", _attempts, 5),
         retry_delay=take("provider.retry_delay", _seconds, 1.0),
     )
+    sending = SendingSettings(
+        rate=take("sending.rate", _rate, 0.0),
+        concurrency=take("sending.concurrency", _concurrency, 4),
+        lease=take("sending.lease", _lease, 600.0),
+        max_failed_batches=take("sending.max_failed_batches", _attempts, 3),
+        batch_size=take("sending.batch_size", _batch_size, 0),
+    )
 
     for key, got in (("name", name), ("from", sender), ("site_url", site_url)):
         if not got and key not in values:
@@ -268,6 +312,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         drop_lines=tuple(drop_lines),
         database_url=database_url or f"sqlite:///{root / '.newsletter' / 'newsletter.db'}",
         provider=provider,
+        sending=sending,
         extra=extra,
     )
 
@@ -311,6 +356,46 @@ def _region(value: Any, where: str) -> str:
     if text not in ("us", "eu"):
         raise ValueError(f'{text!r} must be "us" or "eu"')
     return text
+
+
+def _rate(value: Any, where: str) -> float:
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number of messages per second") from None
+    if rate < 0:
+        raise ValueError("must not be negative (0 means the provider's default)")
+    return rate
+
+
+def _concurrency(value: Any, where: str) -> int:
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a whole number") from None
+    if not 1 <= count <= 64:
+        raise ValueError("must be between 1 and 64")
+    return count
+
+
+def _batch_size(value: Any, where: str) -> int:
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a whole number") from None
+    if not 0 <= size <= 1000:
+        raise ValueError("must be between 1 and 1000 (0 for the provider's limit)")
+    return size
+
+
+def _lease(value: Any, where: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number of seconds") from None
+    if not 0 <= seconds <= 86400:
+        raise ValueError("must be between 0 and 86400 seconds")
+    return seconds
 
 
 def _attempts(value: Any, where: str) -> int:

@@ -49,7 +49,11 @@ def deliver(
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[], float] = random.random,
 ) -> list[SendResult]:
-    """Send every message; return one final result each (sent, rejected or failed)."""
+    """Send every message; return one final result each (sent, rejected or failed).
+
+    For test sends: an uncertain answer is retried, so a test copy may arrive twice.
+    Sending to the list goes through the ledger instead (engine.py).
+    """
     policy = policy or RetryPolicy()
     final: dict[int, SendResult] = {}
     pending = list(range(len(messages)))
@@ -61,7 +65,8 @@ def deliver(
             results = provider.send([messages[i] for i in chunk])
             for index, result in zip(chunk, results, strict=True):
                 final[index] = result
-                if result.status is Status.RETRY:
+                # A test copy sent twice harms nobody: uncertain is retried here.
+                if result.status in (Status.RETRY, Status.UNCERTAIN):
                     again.append(index)
                     waits.append(result.retry_after or 0.0)
         pending = again

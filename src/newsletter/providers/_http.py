@@ -76,18 +76,26 @@ def exchange(
 ) -> Reply:
     """Make one request and classify what came back.
 
-    429, 5xx, 408, timeouts and broken connections: retry (honouring Retry-After).
+    429, 5xx, 408 and connections that never opened: retry (honouring Retry-After).
+    Timeouts and connections broken after the request went out: uncertain.
     401/403: the key is wrong; that stops the whole run (ProviderAuthError).
     Other 4xx: rejected, with the provider's own words.
     """
     try:
         response = client.request(method, url, **kwargs)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # The request never reached the provider: safe to send again.
+        reason = secrets.redact(f"could not connect to {provider}: {exc or type(exc).__name__}")
+        return Reply(None, same_result(batch, Status.RETRY, reason))
     except httpx.TimeoutException as exc:
-        reason = f"{provider} did not answer in time ({type(exc).__name__})"
-        return Reply(None, same_result(batch, Status.RETRY, reason))
+        reason = f"{provider} did not answer in time ({type(exc).__name__}); it may have sent"
+        return Reply(None, same_result(batch, Status.UNCERTAIN, reason))
     except httpx.TransportError as exc:
-        reason = secrets.redact(f"connection to {provider} failed: {exc or type(exc).__name__}")
-        return Reply(None, same_result(batch, Status.RETRY, reason))
+        reason = secrets.redact(
+            f"the connection to {provider} broke before its answer ({exc or type(exc).__name__});"
+            " it may have sent"
+        )
+        return Reply(None, same_result(batch, Status.UNCERTAIN, reason))
     status = response.status_code
     if 200 <= status < 300:
         return Reply(response)

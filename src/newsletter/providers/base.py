@@ -15,6 +15,9 @@ class Status(StrEnum):
     RETRY = "retry"  # try again later (429, 5xx, timeout, dropped connection)
     REJECTED = "rejected"  # the provider refused it; reason says why
     FAILED = "failed"  # still refused or unreachable after every retry
+    # The request went out but no answer came back (timeout, dropped connection): it may
+    # have been sent. Retrying could send twice unless the provider is idempotent.
+    UNCERTAIN = "uncertain"
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class SendResult:
 class Provider(Protocol):
     name: str
     max_batch: int
+    # True when resending a batch cannot deliver it twice (an idempotency key per batch).
+    idempotent: bool
 
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
         """Send up to max_batch messages; exactly one result per message, in order."""

@@ -72,6 +72,7 @@ def parse_response(batch: Sequence[Message], body: object) -> list[SendResult] |
 class MailgunProvider:
     name = "mailgun"
     max_batch = MAX_BATCH
+    idempotent = False
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ from newsletter.providers.base import SendResult, Status
 class OutboxProvider:
     name = "outbox"
     max_batch = 500
+    idempotent = False
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

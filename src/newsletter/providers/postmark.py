@@ -66,6 +66,7 @@ def parse_response(batch: Sequence[Message], body: Any) -> list[SendResult] | No
 class PostmarkProvider:
     name = "postmark"
     max_batch = MAX_BATCH
+    idempotent = False
 
     def __init__(
         self,

@@ -80,6 +80,7 @@ def parse_response(batch: Sequence[Message], body: Any) -> list[SendResult] | No
 class ResendProvider:
     name = "resend"
     max_batch = MAX_BATCH
+    idempotent = True  # an Idempotency-Key per batch
 
     def __init__(
         self,

@@ -100,6 +100,7 @@ def blame(batch: Sequence[Message], results: list[SendResult]) -> list[SendResul
 class SendGridProvider:
     name = "sendgrid"
     max_batch = MAX_BATCH
+    idempotent = False
 
     def __init__(
         self, client: httpx.Client, key: str, *, base_url: str = "", sandbox: bool = False
