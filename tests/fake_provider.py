@@ -107,6 +107,7 @@ class FakeProvider:
         self.schema_checked: set[str] = set()
         self.idempotency: dict[str, tuple[str, int, bytes]] = {}
         self.slow_seconds = 2.0
+        self.delay = 0.0  # seconds every request waits before it is handled
         self.retry_after = "1"
         self.lock = threading.Lock()
         self.server = _Server(("127.0.0.1", 0), _handler(self))
@@ -136,6 +137,9 @@ class FakeProvider:
             self.seen.clear()
             self.faults.clear()
             self.idempotency.clear()
+            self.delay = 0.0
+            self.retry_after = "1"
+            self.slow_seconds = 2.0
 
     def next_fault(self) -> str | None:
         with self.lock:
@@ -171,7 +175,9 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
             seen = Seen(provider, self.path, headers, body)
             with fake.lock:
                 fake.seen.append(seen)
-            fault = fake.next_fault()
+            fault = fake.next_fault()  # "ok" takes a turn and changes nothing
+            if fake.delay:
+                time.sleep(fake.delay)
             try:
                 if fault == "slow":
                     time.sleep(fake.slow_seconds)

@@ -477,7 +477,7 @@ class _Run:
 
     def _settle_uncertain(self, retry_uncertain: bool) -> None:
         """Batches an earlier run lost: resend where that is safe or asked for."""
-        batches = ledger.uncertain_batches(self.engine, self.issue, self._lease())
+        batches = ledger.uncertain_batches(self.engine, self.issue, self.settings.sending.lease)
         for old_attempt, rows in batches.items():
             if self.provider.idempotent:
                 # The same rows make the same batch and the same idempotency key.
@@ -495,7 +495,3 @@ class _Run:
                     self._answer(future, taken, attempt_id)
             elif retry_uncertain:
                 ledger.requeue(self.engine, rows, old_attempt)
-
-    def _lease(self) -> float:
-        # One sender per issue on SQLite (see _sender_lock): whatever is in flight is lost.
-        return 0.0 if self.engine.dialect.name == "sqlite" else self.settings.sending.lease

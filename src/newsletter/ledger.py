@@ -18,7 +18,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, literal, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 
 from newsletter.errors import NewsletterError, SubscriberError
 from newsletter.providers import SendResult, Status
@@ -108,6 +119,9 @@ def start_send(
 ) -> SendRecord:
     """Snapshot the audience into the ledger on an issue's first send; check it after."""
     with transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            # Senders starting together: one takes the snapshot, the others then find it.
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:issue))"), {"issue": issue})
         row = conn.execute(select(sends).where(sends.c.issue == issue)).first()
         if row is not None:
             if row.segment != segment:
@@ -184,11 +198,18 @@ def claim(engine: Engine, issue: str, size: int, attempt_id: str) -> list[Claime
             .where(deliveries.c.issue == issue, deliveries.c.state == "pending")
             .order_by(deliveries.c.id)
             .limit(size)
-            .with_for_update(skip_locked=True)
         )
+        target: Any
+        if conn.dialect.name == "postgresql":
+            # Lock the rows first and skip those other senders hold. (Inside an IN
+            # subquery PostgreSQL may run a LIMIT ... FOR UPDATE more than once.)
+            target = list(conn.scalars(chosen.with_for_update(skip_locked=True)))
+        else:
+            # SQLite: one statement, so the read never has to be upgraded to a write.
+            target = chosen.scalar_subquery()
         conn.execute(
             update(deliveries)
-            .where(deliveries.c.id.in_(chosen.scalar_subquery()), deliveries.c.state == "pending")
+            .where(deliveries.c.id.in_(target), deliveries.c.state == "pending")
             .values(
                 state="in_flight",
                 attempt=deliveries.c.attempt + 1,
@@ -297,9 +318,14 @@ def release(engine: Engine, claimed: Sequence[Claimed], attempt_id: str, reason:
         )
 
 
+def effective_lease(engine: Engine, lease: float) -> float:
+    """On SQLite one sender works an issue at a time, so whatever is in flight is lost."""
+    return 0.0 if engine.dialect.name == "sqlite" else lease
+
+
 def uncertain_batches(engine: Engine, issue: str, lease: float) -> dict[str, list[Claimed]]:
     """Rows in flight for longer than the lease, by the attempt that claimed them."""
-    cutoff = now() - dt.timedelta(seconds=lease)
+    cutoff = now() - dt.timedelta(seconds=effective_lease(engine, lease))
     with transaction(engine) as conn:
         rows = conn.execute(
             select(
