@@ -63,7 +63,7 @@ def child(csv_path: str, database_url: str) -> None:
     report = import_csv(engine, Path(csv_path), skip_invalid=True)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     engine.dispose()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_mb = peak_rss_mb()
     print(
         json.dumps(
             {
@@ -73,7 +73,7 @@ def child(csv_path: str, database_url: str) -> None:
                 "invalid": report.invalid,
                 "wall": wall,
                 "cpu": cpu,
-                "peak_mb": peak_kb / 1024,
+                "peak_mb": peak_mb,
             }
         )
     )
@@ -88,6 +88,15 @@ def reset_postgres(url: str) -> None:
         conn.exec_driver_sql("DROP SCHEMA public CASCADE")
         conn.exec_driver_sql("CREATE SCHEMA public")
     engine.dispose()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. Not ru_maxrss: Linux carries that over from the parent
+    across fork and exec, so a child would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> int:

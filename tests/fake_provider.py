@@ -163,6 +163,7 @@ class _Reply(Exception):
 def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body must not wait for an ACK
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass

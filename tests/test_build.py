@@ -56,7 +56,9 @@ def test_eml_structure(settings: Settings, issue_dir: Path) -> None:
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert re.fullmatch(r"<https://[^>]+>, <mailto:[^>]+>", msg["List-Unsubscribe"])
     text, html = (p.get_content() for p in parts)
-    assert "Tomasz Wiśniewski" in text and "Tomasz Wiśniewski" in html
+    assert "Tomasz Wiśniewski" in text
+    assert html.isascii() and "Tomasz Wi&#347;niewski" in html  # character references
+    assert "Tomasz Wiśniewski" in lxml_html.document_fromstring(html).text_content()
     assert "reader@example.com" in text and "reader@example.com" in html
 
 

@@ -369,3 +369,30 @@ def test_deliver_stops_when_asked_to_wait_too_long(settings: Settings) -> None:
     (result,) = deliver(Scripted([retry]), messages(settings, "a@example.org"), None, waits.append)
     assert result.status is Status.FAILED and "asked to wait 3600 s" in result.reason
     assert waits == []
+
+
+@pytest.mark.parametrize("name", ['Ann <&> "Co"', "Zoë “quoted” \\ back", "", "tab\there"])
+def test_spliced_bodies_equal_plain_encoding(settings: Settings, name: str) -> None:
+    import orjson
+
+    from newsletter.providers._splice import Splicer
+    from newsletter.providers.postmark import build_item, build_request
+
+    rendered = Rendered(
+        subject="S",
+        html='<p>“Hi” x-newsletter:name</p><a href="x-newsletter:unsubscribe_url">u</a>\n\t\\',
+        text="Hi x-newsletter:name — x-newsletter:email\n",
+    )
+    batch = [
+        build_message(
+            settings,
+            "i",
+            rendered,
+            Recipient(f"r{n}@example.org", name, 'https://e.org/u?a=1&b="2"'),
+        )
+        for n in range(3)
+    ]
+    spliced = Splicer().encode(
+        batch, lambda m, n: build_item(m, "broadcast"), "HtmlBody", "TextBody"
+    )
+    assert spliced == orjson.dumps(build_request(batch, "broadcast"))

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.utils import parseaddr
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -77,6 +78,19 @@ class Settings:
     @property
     def sender_domain(self) -> str:
         return self.sender.domain
+
+    # Formatted once: every message of a send carries them (str(Address) is slow).
+    @cached_property
+    def sender_text(self) -> str:
+        return str(self.sender)
+
+    @cached_property
+    def reply_to_text(self) -> str | None:
+        return str(self.reply_to) if self.reply_to else None
+
+    @cached_property
+    def unsubscribe_mailto(self) -> str:
+        return f"mailto:{(self.reply_to or self.sender).addr_spec}?subject=unsubscribe"
 
     @property
     def templates_dir(self) -> Path:

@@ -152,15 +152,25 @@ def plan_send(
         already_sent=sent,
         rate=resolve_rate(settings, provider, rate),
         concurrency=concurrency or settings.sending.concurrency,
-        batch_size=_batch_size(settings, provider),
+        batch_size=batch_size(settings, provider, rendered),
         resuming=record is not None,
     )
 
 
-def _batch_size(settings: Settings, provider: str) -> int:
-    limit = {"outbox": 500, "postmark": 500, "sendgrid": 1000, "mailgun": 1000, "resend": 100}
-    size = limit.get(provider, 100)
-    return min(settings.sending.batch_size or size, size)
+# A request carries about this much at most: a batch of 500 fifty-kilobyte messages would
+# be 26 MB of JSON, and several of those in flight cost more memory than they gain speed.
+REQUEST_BUDGET = 8_000_000
+
+
+def batch_size(settings: Settings, provider: str, rendered: Rendered | None = None) -> int:
+    """The provider's batch limit, or less if configured, or if messages are large."""
+    size = PROVIDERS[provider].max_batch
+    if settings.sending.batch_size:
+        size = min(size, settings.sending.batch_size)
+    if rendered is not None:
+        per_message = len(rendered.html.encode()) + len(rendered.text.encode()) + 2048
+        size = min(size, max(1, REQUEST_BUDGET // per_message))
+    return size
 
 
 @contextlib.contextmanager
@@ -264,7 +274,7 @@ def send_issue(
                     progress,
                     rate=resolve_rate(settings, provider_name, rate),
                     concurrency=concurrency or settings.sending.concurrency,
-                    batch_size=_batch_size(settings, provider_name),
+                    batch_size=batch_size(settings, provider_name, rendered),
                 )
                 report = run.go(retry_uncertain)
             report.finished = ledger.finish(engine, issue.key)

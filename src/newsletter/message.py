@@ -13,32 +13,43 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, localtime
-from urllib.parse import quote
+from functools import cached_property
 
 from newsletter.config import Settings
-from newsletter.personalize import Recipient, personalize
+from newsletter.personalize import Personalized, Recipient, personalize
 from newsletter.render import Rendered
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Message:
     """What a provider needs to send one email; `headers` are beyond From/To/Subject.
 
-    `rendered` is the issue before personalizing, shared by every message of a send:
-    providers that merge per-recipient fields themselves (SendGrid, Mailgun) send it once
-    per batch instead of one body per recipient.
+    The body is the issue (`rendered`, shared by every message of a send) with this
+    recipient's fields filled in, made only when something asks for `html` or `text`:
+    providers that merge the fields themselves (SendGrid, Mailgun) or splice pre-encoded
+    JSON (Postmark, Resend) never need one 50 KB copy per recipient.
     """
 
     issue: str
     sender: str
     to: str
     subject: str
-    html: str
-    text: str
     headers: dict[str, str]
     recipient: Recipient
+    rendered: Rendered = field(repr=False)
     reply_to: str | None = None
-    rendered: Rendered | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def _body(self) -> Personalized:
+        return personalize(self.rendered, self.recipient)
+
+    @property
+    def html(self) -> str:
+        return self._body.html
+
+    @property
+    def text(self) -> str:
+        return self._body.text
 
     @property
     def message_id(self) -> str:
@@ -58,11 +69,9 @@ def message_id(issue_key: str, email: str, domain: str, variant: str = "") -> st
 
 def list_headers(settings: Settings, unsubscribe_url: str) -> dict[str, str]:
     """List-ID and the RFC 8058 one-click unsubscribe pair."""
-    mailbox = settings.reply_to or settings.sender
-    mailto = f"mailto:{mailbox.addr_spec}?subject={quote('unsubscribe')}"
     return {
         "List-ID": f"{_header_safe(settings.name)} <{settings.list_id}>",
-        "List-Unsubscribe": f"<{unsubscribe_url}>, <{mailto}>",
+        "List-Unsubscribe": f"<{unsubscribe_url}>, <{settings.unsubscribe_mailto}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
 
@@ -76,21 +85,18 @@ def build_message(
     id_variant: str = "",
 ) -> Message:
     """The message for one recipient: the issue personalized, with its headers."""
-    personalized = personalize(rendered, recipient)
     headers = {
         "Message-ID": message_id(issue_key, recipient.email, settings.sender_domain, id_variant),
         **list_headers(settings, recipient.unsubscribe_url),
     }
     return Message(
         issue=issue_key,
-        sender=str(settings.sender),
+        sender=settings.sender_text,
         to=mailbox(recipient.name, recipient.email),
-        subject=subject_prefix + personalized.subject,
-        html=personalized.html,
-        text=personalized.text,
+        subject=subject_prefix + rendered.subject,
         headers=headers,
         recipient=recipient,
-        reply_to=str(settings.reply_to) if settings.reply_to else None,
+        reply_to=settings.reply_to_text,
         rendered=rendered,
     )
 

@@ -58,7 +58,17 @@ def field_values(recipient: Recipient) -> tuple[dict[str, str], dict[str, str]]:
         "email": _one_line(recipient.email),
         "unsubscribe_url": _one_line(recipient.unsubscribe_url),
     }
-    return raw, {field: html.escape(value, quote=True) for field, value in raw.items()}
+    return raw, {field: _escape(value) for field, value in raw.items()}
+
+
+_HTML_SPECIAL = re.compile(r"[&<>\"']")
+
+
+def _escape(value: str) -> str:
+    """For HTML: escaped, and ASCII like the inlined issue (see inline.ascii_html)."""
+    if _HTML_SPECIAL.search(value):
+        value = html.escape(value, quote=True)
+    return value if value.isascii() else value.encode("ascii", "xmlcharrefreplace").decode()
 
 
 def personalize(rendered: Rendered, recipient: Recipient) -> Personalized:

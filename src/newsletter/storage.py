@@ -274,6 +274,21 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         raise NewsletterError(f"database error: {_first_line(exc)}") from None
 
 
+def driver_sql(conn: Connection, sql: str) -> str:
+    """SQL written with ? placeholders, in the driver's own style (psycopg wants %s).
+
+    For the hot paths that hand plain tuples to the driver's executemany, skipping
+    SQLAlchemy's conversion of every value.
+    """
+    return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
+
+
+def bind(conn: Connection, column: Column[Any], value: Any) -> Any:
+    """A value as the driver stores it in this column (a datetime as SQLite text...)."""
+    convert = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return convert(value) if convert is not None and value is not None else value
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

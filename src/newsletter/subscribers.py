@@ -42,6 +42,7 @@ from newsletter.segments import normalize_tag, parse_segment, segment_clause, ta
 from newsletter.storage import (
     STATUSES,
     deliveries,
+    driver_sql,
     events,
     now,
     subscriber_tags,
@@ -735,11 +736,12 @@ def _bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> 
                 values = [convert(v) if v is not None else None for v in values]
         columns.append(values)
     values = list(zip(*columns, strict=True))
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
     quote = dialect.identifier_preparer
     listed = ", ".join(quote.quote(n) for n in names)
-    sql = f"INSERT INTO {quote.format_table(table)} ({listed}) "
-    conn.exec_driver_sql(sql + f"VALUES ({', '.join([mark] * len(names))})", values)
+    sql = (
+        f"INSERT INTO {quote.format_table(table)} ({listed}) VALUES ({', '.join('?' * len(names))})"
+    )
+    conn.exec_driver_sql(driver_sql(conn, sql), values)
 
 
 def _insert_ignore(

@@ -46,6 +46,7 @@ class ProviderInfo:
     create: Callable[[Settings, Options], Provider]
     # A conservative default rate, in messages per second, for sends to the list.
     default_rate: float
+    max_batch: int  # messages per request, from the provider's documentation
 
 
 def _mailgun(settings: Settings, o: Options) -> Provider:
@@ -61,7 +62,9 @@ def _mailgun(settings: Settings, o: Options) -> Provider:
 
 
 PROVIDERS: dict[str, ProviderInfo] = {
-    "outbox": ProviderInfo("", lambda s, o: OutboxProvider(s.state_dir / "outbox"), 1000.0),
+    "outbox": ProviderInfo(
+        "", lambda s, o: OutboxProvider(s.state_dir / "outbox"), 1000.0, OutboxProvider.max_batch
+    ),
     "postmark": ProviderInfo(
         "POSTMARK_SERVER_TOKEN",
         lambda s, o: PostmarkProvider(
@@ -72,6 +75,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
             sandbox=o.sandbox,
         ),
         50.0,
+        PostmarkProvider.max_batch,
     ),
     "sendgrid": ProviderInfo(
         "SENDGRID_API_KEY",
@@ -79,8 +83,9 @@ PROVIDERS: dict[str, ProviderInfo] = {
             o.client, o.key, base_url=s.provider.base_url, sandbox=o.sandbox
         ),
         50.0,
+        SendGridProvider.max_batch,
     ),
-    "mailgun": ProviderInfo("MAILGUN_API_KEY", _mailgun, 50.0),
+    "mailgun": ProviderInfo("MAILGUN_API_KEY", _mailgun, 50.0, MailgunProvider.max_batch),
     "resend": ProviderInfo(
         "RESEND_API_KEY",
         lambda s, o: ResendProvider(
@@ -92,6 +97,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ),
         # Resend allows 2 requests a second per team by default; 100 emails a request.
         100.0,
+        ResendProvider.max_batch,
     ),
 }
 

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import orjson
 
 from newsletter.message import Message
 from newsletter.providers._http import Reply, Secrets, exchange, json_body, unreadable
+from newsletter.providers._splice import Splicer
 from newsletter.providers.base import SendResult, Status
 
 BASE_URL = "https://api.postmarkapp.com"
@@ -25,23 +25,26 @@ KEY_HINT = "set POSTMARK_SERVER_TOKEN or NEWSLETTER_API_KEY to a server token"
 RETRY_CODES = {429}
 
 
+def build_item(m: Message, message_stream: str, bodies: bool = True) -> dict[str, Any]:
+    """One message of the batch; the bodies go last (the splicer adds them itself)."""
+    item: dict[str, Any] = {
+        "From": m.sender,
+        "To": m.to,
+        "Subject": m.subject,
+        **({"ReplyTo": m.reply_to} if m.reply_to else {}),
+        "Headers": [{"Name": k, "Value": v} for k, v in m.headers.items()],
+        "MessageStream": message_stream,
+        "Metadata": {"issue": m.issue},
+        "TrackOpens": False,
+        "TrackLinks": "None",
+    }
+    if bodies:
+        item.update(HtmlBody=m.html, TextBody=m.text)
+    return item
+
+
 def build_request(batch: Sequence[Message], message_stream: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "From": m.sender,
-            "To": m.to,
-            "Subject": m.subject,
-            "HtmlBody": m.html,
-            "TextBody": m.text,
-            **({"ReplyTo": m.reply_to} if m.reply_to else {}),
-            "Headers": [{"Name": k, "Value": v} for k, v in m.headers.items()],
-            "MessageStream": message_stream,
-            "Metadata": {"issue": m.issue},
-            "TrackOpens": False,
-            "TrackLinks": "None",
-        }
-        for m in batch
-    ]
+    return [build_item(m, message_stream) for m in batch]
 
 
 def parse_response(batch: Sequence[Message], body: Any) -> list[SendResult] | None:
@@ -82,6 +85,7 @@ class PostmarkProvider:
         self.url = (base_url or BASE_URL).rstrip("/") + "/email/batch"
         self.message_stream = message_stream
         self.secrets = Secrets(token)
+        self.splicer = Splicer()
 
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
         reply: Reply = exchange(
@@ -92,7 +96,12 @@ class PostmarkProvider:
             provider="Postmark",
             key_hint=KEY_HINT,
             secrets=self.secrets,
-            content=orjson.dumps(build_request(batch, self.message_stream)),
+            content=self.splicer.encode(
+                batch,
+                lambda m, n: build_item(m, self.message_stream, bodies=False),
+                "HtmlBody",
+                "TextBody",
+            ),
             headers={
                 "X-Postmark-Server-Token": self.token,
                 "Accept": "application/json",

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import orjson
 
 from newsletter.message import Message
 from newsletter.providers._http import Secrets, exchange, json_body, unreadable
+from newsletter.providers._splice import Splicer
 from newsletter.providers.base import SendResult, Status
 
 BASE_URL = "https://api.resend.com"
@@ -32,22 +32,24 @@ def idempotency_key(scope: str, batch: Sequence[Message]) -> str:
     return f"{scope[:150]}/{digest[:64]}"
 
 
+def build_item(m: Message, n: int, sandbox: bool, bodies: bool = True) -> dict[str, Any]:
+    """One email of the batch; the bodies go last (the splicer adds them itself)."""
+    email: dict[str, Any] = {
+        "from": m.sender,
+        "to": [SANDBOX_ADDRESS.format(n=n) if sandbox else m.to],
+        "subject": m.subject,
+        "headers": dict(m.headers),
+        "tags": [{"name": "issue", "value": _tag_value(m.issue)}],
+    }
+    if m.reply_to:
+        email["reply_to"] = m.reply_to
+    if bodies:
+        email.update(html=m.html, text=m.text)
+    return email
+
+
 def build_request(batch: Sequence[Message], *, sandbox: bool) -> list[dict[str, Any]]:
-    emails = []
-    for n, m in enumerate(batch):
-        email: dict[str, Any] = {
-            "from": m.sender,
-            "to": [SANDBOX_ADDRESS.format(n=n) if sandbox else m.to],
-            "subject": m.subject,
-            "html": m.html,
-            "text": m.text,
-            "headers": dict(m.headers),
-            "tags": [{"name": "issue", "value": _tag_value(m.issue)}],
-        }
-        if m.reply_to:
-            email["reply_to"] = m.reply_to
-        emails.append(email)
-    return emails
+    return [build_item(m, n, sandbox) for n, m in enumerate(batch)]
 
 
 def _tag_value(text: str) -> str:
@@ -97,6 +99,7 @@ class ResendProvider:
         self.sandbox = sandbox
         self.scope = idempotency_scope
         self.secrets = Secrets(key)
+        self.splicer = Splicer()
 
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
         reply = exchange(
@@ -107,7 +110,12 @@ class ResendProvider:
             provider="Resend",
             key_hint=KEY_HINT,
             secrets=self.secrets,
-            content=orjson.dumps(build_request(batch, sandbox=self.sandbox)),
+            content=self.splicer.encode(
+                batch,
+                lambda m, n: build_item(m, n, self.sandbox, bodies=False),
+                "html",
+                "text",
+            ),
             headers={
                 "Authorization": f"Bearer {self.key}",
                 "Content-Type": "application/json",

@@ -1,0 +1,251 @@
+"""Sending to the list, end to end, against a loopback fake of Postmark's batch API.
+
+    python benchmarks/send.py [--sizes 10000,100000] [--concurrency 4]
+
+For a ~50 KB issue it prints, per list size: messages per second end to end (ledger,
+personalization, HTTP, answers written back), and the peak RSS of that send's process.
+In the same run it measures, against the same server:
+  (a) a naive loop: one message per request, one request after another;
+  (b) the ceiling: a bare client posting pre-encoded batches of the same size, with the
+      same number in flight.
+and the cost of personalizing one recipient (the join of the pre-split issue, and the
+whole message with headers and signed link). Aims: end to end at least 70% of the
+ceiling and at least 5x the naive loop; personalization at most 10 us per recipient; peak
+RSS under 250 MB at 100,000 and no more than 10% above the 10,000 figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "issues" / "2026-11-26-welcome"
+SECRET = "benchmark-signing-secret-0123456789"
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "fake_postmark.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None
+    port = server.stdout.readline().split()[1]
+    return server, f"http://127.0.0.1:{port}"
+
+
+def make_workspace(root: Path, subscribers: int) -> None:
+    """The example workspace with a ~50 KB issue and a generated list."""
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
+    folder = root / "issues" / EXAMPLE.name
+    folder.mkdir(parents=True)
+    sources = sorted(p for p in EXAMPLE.iterdir() if p.name != "issue.toml")
+    names = []
+    for n in range(10):
+        source = sources[n % len(sources)]
+        shutil.copy(source, folder / f"{n:02d}-{source.name}")
+        names.append(f"{n:02d}-{source.name}")
+    toml = (EXAMPLE / "issue.toml").read_text()
+    start = toml.index("articles = [")
+    end = toml.index("]", start) + 1
+    listed = ", ".join(f'"{n}"' for n in names)
+    (folder / "issue.toml").write_text(toml[:start] + f"articles = [{listed}]" + toml[end:])
+    with open(root / "list.csv", "w") as handle:
+        handle.write("email,name\n")
+        for n in range(subscribers):
+            handle.write(f"reader{n}@example{n % 100}.org,Reader {n}\n")
+
+
+def child_send(root: str, url: str, concurrency: int) -> None:
+    """One end-to-end send in this process; prints JSON figures."""
+    sys.path.insert(0, str(REPO / "src"))
+    from newsletter.build import build_issue
+    from newsletter.config import ProviderSettings, SendingSettings, load_settings
+    from newsletter.engine import send_issue
+    from newsletter.storage import open_engine
+    from newsletter.subscribers import import_csv
+
+    base = load_settings(Path(root), environ={})
+    settings = dataclasses.replace(
+        base,
+        provider=ProviderSettings(name="postmark", base_url=url),
+        sending=SendingSettings(rate=10_000_000, concurrency=concurrency),
+    )
+    folder = settings.issues_dir / EXAMPLE.name
+    html_size = build_issue(settings, folder).files[0][1]
+    engine = open_engine(settings)
+    import_csv(engine, Path(root) / "list.csv")
+    engine.dispose()
+    rss_before = peak_rss_mb()
+    env = {"POSTMARK_SERVER_TOKEN": "benchmark", "NEWSLETTER_SECRET_KEY": SECRET}
+    started = time.perf_counter()
+    cpu = time.process_time()
+    report = send_issue(settings, folder, environ=env)
+    elapsed = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "sent": report.sent,
+                "seconds": elapsed,
+                "cpu": time.process_time() - cpu,
+                "html_kb": html_size / 1000,
+                "rss_mb": peak_rss_mb(),
+                "rss_before_mb": rss_before,
+            }
+        )
+    )
+
+
+def personalization_cost(root: Path) -> tuple[float, float]:
+    """Microseconds per recipient: the join alone, and the whole message."""
+    sys.path.insert(0, str(REPO / "src"))
+    from newsletter.build import compile_issue
+    from newsletter.config import load_settings
+    from newsletter.engine import _Personalizer
+    from newsletter.personalize import Recipient, personalize
+
+    settings = load_settings(root, environ={})
+    issue, rendered = compile_issue(settings, settings.issues_dir / EXAMPLE.name)
+    count = 20000
+    recipients = [
+        Recipient(f"r{n}@example.org", f"Reader {n}", f"https://x.org/u?t={n}")
+        for n in range(count)
+    ]
+    personalize(rendered, recipients[0])
+    start = time.perf_counter()
+    for recipient in recipients:
+        personalize(rendered, recipient)
+    join_us = (time.perf_counter() - start) / count * 1e6
+    personalizer = _Personalizer(settings, issue.key, rendered, SECRET)
+    start = time.perf_counter()
+    for n, recipient in enumerate(recipients):
+        personalizer.message(n, recipient.email, recipient.name)
+    message_us = (time.perf_counter() - start) / count * 1e6
+    return join_us, message_us
+
+
+def sample_messages(root: Path) -> list[dict[str, object]]:
+    """One batch of Postmark request items as the engine builds them, for (a) and (b)."""
+    sys.path.insert(0, str(REPO / "src"))
+    from newsletter.build import compile_issue
+    from newsletter.config import load_settings
+    from newsletter.engine import _Personalizer, batch_size
+    from newsletter.providers.postmark import build_request
+
+    settings = load_settings(root, environ={})
+    issue, rendered = compile_issue(settings, settings.issues_dir / EXAMPLE.name)
+    count = batch_size(settings, "postmark", rendered)
+    personalizer = _Personalizer(settings, issue.key, rendered, SECRET)
+    messages = [personalizer.message(n, f"r{n}@example.org", f"Reader {n}") for n in range(count)]
+    return build_request(messages, "broadcast")
+
+
+def naive(url: str, items: list[dict[str, object]]) -> float:
+    """(a) one message per request, sequentially, httpx's own JSON encoding."""
+    import httpx
+
+    with httpx.Client(timeout=60) as client:
+        start = time.perf_counter()
+        for item in items:
+            client.post(f"{url}/email", json=item, headers={"X-Postmark-Server-Token": "b"})
+        return len(items) / (time.perf_counter() - start)
+
+
+def ceiling(url: str, items: list[dict[str, object]], total: int, concurrency: int) -> float:
+    """(b) a bare client posting one pre-encoded batch again and again, `concurrency` at once."""
+    import httpx
+    import orjson
+
+    body = orjson.dumps(items)
+    requests = total // len(items)
+    headers = {"Content-Type": "application/json", "X-Postmark-Server-Token": "b"}
+    with httpx.Client(timeout=120, limits=httpx.Limits(max_connections=concurrency)) as client:
+
+        def post(_: int) -> None:
+            client.post(f"{url}/email/batch", content=body, headers=headers).json()
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(post, range(requests)))
+        return requests * len(items) / (time.perf_counter() - start)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. Not ru_maxrss: Linux carries that over from the parent
+    across fork and exec, so a child would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_send(args.child[0], args.child[1], int(args.child[2]))
+        return 0
+    server, url = start_server()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            probe = Path(tmp) / "probe"
+            probe.mkdir()
+            make_workspace(probe, 0)
+            join_us, message_us = personalization_cost(probe)
+            items = sample_messages(probe)
+            naive_rate = naive(url, items[:200] * 5)
+            ceiling_rate = ceiling(url, items, 20_000, args.concurrency)
+            print(
+                f"Personalization: {join_us:.1f} us per recipient (fill the issue), "
+                f"{message_us:.1f} us with headers and signed link"
+            )
+            print(f"(a) naive, 1 message per request, sequential: {naive_rate:,.0f} msgs/s")
+            print(
+                f"(b) ceiling, pre-encoded batches of {len(items)}, {args.concurrency} in flight: "
+                f"{ceiling_rate:,.0f} msgs/s"
+            )
+            print(
+                f"{'subscribers':>12}{'HTML KB':>9}{'sent':>9}{'seconds':>9}{'msgs/s':>9}"
+                f"{'% ceiling':>10}{'x naive':>9}{'peak RSS MB':>13}"
+            )
+            for size in (int(s) for s in args.sizes.split(",")):
+                root = Path(tmp) / f"list-{size}"
+                root.mkdir()
+                make_workspace(root, size)
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", str(root), url, str(args.concurrency)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+                r = json.loads(out.strip().splitlines()[-1])
+                rate = r["sent"] / r["seconds"]
+                print(
+                    f"{size:>12}{r['html_kb']:>9.1f}{r['sent']:>9}{r['seconds']:>9.1f}"
+                    f"{rate:>9,.0f}{rate / ceiling_rate:>10.0%}{rate / naive_rate:>9.1f}"
+                    f"{r['rss_mb']:>13.0f}  (before sending: {r['rss_before_mb']:.0f} MB; "
+                    f"client CPU {r['cpu'] / r['sent'] * 1e6:.0f} us/msg)"
+                )
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
