@@ -29,7 +29,7 @@ from newsletter.storage import open_engine
 from newsletter.subscribers import add_subscriber, import_csv, remove_subscriber
 from newsletter.tokens import read_unsubscribe_token
 
-from conftest import EXAMPLE, TEST_POSTGRES_URL
+from conftest import EXAMPLE
 from fake_provider import KEYS, FakeProvider
 
 SECRET = "a-test-signing-secret-0123456789"
@@ -323,17 +323,14 @@ def test_killed_sends_resume_without_duplicates(
     assert status.counts["sent"] + len(uncertain) == 600 and status.counts["pending"] == 0
 
 
-@pytest.mark.skipif(not TEST_POSTGRES_URL and not os.environ.get("CI"), reason="needs PostgreSQL")
+@pytest.mark.parametrize("db_settings", ["postgresql"], indirect=True)
 def test_two_senders_on_postgresql_share_the_work(
     db_settings: Settings,
     list_engine: Engine,
     workspace: Path,
     tmp_path: Path,
     fake: FakeProvider,
-    request: pytest.FixtureRequest,
 ) -> None:
-    if db_settings.database_url.startswith("sqlite"):
-        pytest.skip("one sender per issue on SQLite")
     addresses = populate(list_engine, tmp_path, 800)
     fake.delay = 0.05  # 80 batches: long enough for both senders to overlap
     env = {"NEWSLETTER_DATABASE_URL": db_settings.database_url}
@@ -345,3 +342,28 @@ def test_two_senders_on_postgresql_share_the_work(
     assert set(received) == set(addresses) and set(received.values()) == {1}
     sent_by = [int(re.findall(r"^(\d+) sent, \d+ failed", out, re.M)[-1]) for out, _ in results]
     assert sum(sent_by) == 800 and all(n > 0 for n in sent_by), sent_by  # both did a share
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(
+    settings: Settings, workspace: Path, tmp_path: Path, fake: FakeProvider
+) -> None:
+    engine = open_engine(settings)
+    addresses = populate(engine, tmp_path, 200)
+    fake.delay = 0.1
+    process = _send_process(workspace, fake.url, {"NEWSLETTER_SENDING_CONCURRENCY": "1"})
+    deadline = time.monotonic() + 30
+    while len(fake.seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, (out, err)
+    assert "Stopping after the batches in flight" in err and "run the same command" in err
+    status = ledger.ledger_status(engine, EXAMPLE, 600)
+    assert status.counts["in_flight"] == 0 and status.counts["uncertain"] == 0
+    assert 0 < status.counts["sent"] < 200
+    fake.delay = 0.0
+    rerun = _send_process(workspace, fake.url, {})
+    rerun.communicate(timeout=60)
+    assert rerun.returncode == 0
+    received = Counter(fake.recipients())
+    assert set(received) == set(addresses) and set(received.values()) == {1}
