@@ -1,0 +1,90 @@
+"""Commands that make and build issues: init, new, add, build."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from newsletter.articles import parse_date
+from newsletter.build import build_issue
+from newsletter.cli.base import app, human_size, show, workspace_settings
+from newsletter.issue import add_articles, new_issue, resolve_issue
+from newsletter.workspace import init_workspace
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Folder for the new workspace.")] = Path("."),
+    name: Annotated[str, typer.Option(help="The newsletter's name.")] = "My Newsletter",
+) -> None:
+    """Create a workspace: newsletter.toml, templates/ and a sample issue.
+
+    Example: newsletter init my-bulletin --name "The Weekly Note"
+    """
+    for created in init_workspace(path, name=name):
+        typer.echo(f"created {show(created)}")
+    typer.echo(f"Next: cd {path} && newsletter build welcome")
+
+
+@app.command()
+def new(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Short name, e.g. spring-update.")],
+    subject: Annotated[str | None, typer.Option(help="The email's subject.")] = None,
+    date: Annotated[str | None, typer.Option(help="Issue date (default today).")] = None,
+) -> None:
+    """Create a new issue folder issues/<date>-<slug>/ with an issue.toml.
+
+    Example: newsletter new spring-update --subject "Spring update" --date 2027-03-01
+    """
+    settings = workspace_settings(ctx)
+    day = _parse_option_date(date) if date else dt.date.today()
+    folder = new_issue(settings, slug, subject=subject, date=day)
+    typer.echo(f"created {show(folder)}")
+
+
+def _parse_option_date(text: str) -> dt.date:
+    try:
+        return parse_date(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--date") from None
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    issue: Annotated[str, typer.Argument(help="Issue folder or slug.")],
+    files: Annotated[list[Path], typer.Argument(help="Article files: .md, .txt or .html.")],
+) -> None:
+    """Import article files into an issue as Markdown and append them to its order.
+
+    Example: newsletter add welcome ~/Downloads/article.txt page.html
+    """
+    settings = workspace_settings(ctx)
+    folder = resolve_issue(settings, issue)
+    for written in add_articles(folder, files, settings):
+        typer.echo(f"added {show(written)}")
+
+
+@app.command()
+def build(
+    ctx: typer.Context,
+    issue: Annotated[str, typer.Argument(help="Issue folder or slug.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the files here instead of build/<issue>/."),
+    ] = None,
+) -> None:
+    """Render, inline and write email.html, email.txt and email.eml.
+
+    Example: newsletter build welcome
+    """
+    settings = workspace_settings(ctx)
+    result = build_issue(settings, resolve_issue(settings, issue), out)
+    for path, size in result.files:
+        typer.echo(f"{show(path)}  {human_size(size)}")
+    for warning in result.warnings:
+        typer.echo(f"Warning: {warning}", err=True)

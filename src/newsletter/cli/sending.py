@@ -1,0 +1,241 @@
+"""Commands that send: send-test, send, status."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+import typer
+
+from newsletter.cli.base import app, workspace_settings
+from newsletter.engine import Progress, plan_send, send_issue
+from newsletter.errors import NewsletterError
+from newsletter.issue import resolve_issue
+from newsletter.ledger import ledger_status
+from newsletter.providers import Status
+from newsletter.send import send_test
+from newsletter.storage import open_engine
+
+
+@app.command("send-test")
+def send_test_command(
+    ctx: typer.Context,
+    issue: Annotated[str, typer.Argument(help="Issue folder or slug.")],
+    to: Annotated[list[str], typer.Option("--to", help="Recipient; repeat for more.")],
+    provider: Annotated[
+        str | None, typer.Option(help="Provider name (default: [provider] name).")
+    ] = None,
+    sandbox: Annotated[
+        bool, typer.Option("--sandbox", help="Use the provider's own test mode.")
+    ] = False,
+) -> None:
+    """Send test copies, subject prefixed "[TEST] ", to the given addresses.
+
+    Builds the issue first when its build is missing or out of date. Test sends never
+    touch the send ledger. Exit status 1 when nothing was sent, 2 when some failed.
+
+    Example: newsletter send-test welcome --to me@example.org --provider postmark
+    """
+    settings = workspace_settings(ctx)
+    report = send_test(
+        settings,
+        resolve_issue(settings, issue),
+        to,
+        environ=os.environ,
+        provider_name=provider,
+        sandbox=sandbox,
+    )
+    sent = 0
+    for result in report.results:
+        if result.status is Status.SENT:
+            sent += 1
+            typer.echo(f"sent    {result.email}  {result.message_id}")
+        else:
+            typer.echo(f"{result.status.value:<7} {result.email}  {result.reason}", err=True)
+    typer.echo(f"{sent} of {len(report.results)} sent through {report.provider}: {report.subject}")
+    if sent < len(report.results):
+        raise typer.Exit(1 if sent == 0 else 2)
+
+
+@app.command()
+def send(
+    ctx: typer.Context,
+    issue: Annotated[str, typer.Argument(help="Issue folder or slug.")],
+    segment: Annotated[
+        str | None, typer.Option(help='Only active subscribers with these tags, e.g. "news".')
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Personalize every message, send none.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before sending.")] = False,
+    retry_uncertain: Annotated[
+        bool,
+        typer.Option("--retry-uncertain", help="Resend batches whose answer was lost."),
+    ] = False,
+    rate: Annotated[float | None, typer.Option(help="Messages per second.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Batches in flight at once.")] = None,
+    allow_changed: Annotated[
+        bool,
+        typer.Option("--allow-changed", help="Continue although the issue changed since."),
+    ] = False,
+) -> None:
+    """Send an issue to the list; running it again resumes and never sends twice.
+
+    Example: newsletter send welcome --segment news --yes
+    """
+    settings = workspace_settings(ctx)
+    folder = resolve_issue(settings, issue)
+    plan = plan_send(settings, folder, segment=segment or "", rate=rate, concurrency=concurrency)
+    typer.echo(f"Issue:     {plan.issue}: {plan.subject}")
+    who = f"active subscribers in segment {segment!r}" if segment else "active subscribers"
+    if plan.resuming:
+        typer.echo(f"Audience:  {plan.audience} still to send ({plan.already_sent} sent before)")
+    else:
+        typer.echo(f"Audience:  {plan.audience} {who}")
+    typer.echo(
+        f"Provider:  {plan.provider}, batches of {plan.batch_size}, "
+        f"{plan.concurrency} at once, at most {plan.rate:g} messages/s"
+    )
+    typer.echo(f"Duration:  about {_duration(plan.estimate)} at that rate")
+    if dry_run:
+        report = send_issue(
+            settings, folder, environ=os.environ, segment=segment or "", dry_run=True
+        )
+        typer.echo(
+            f"Dry run: personalized {report.sent} messages "
+            f"({report.personalize_us:.1f} µs each); nothing was sent"
+        )
+        return
+    if plan.resuming and plan.audience == 0:
+        typer.echo("Nothing left to send; `newsletter status` shows the outcome.")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise NewsletterError("pass --yes to send without a question (no terminal to ask on)")
+        typer.confirm(f"Send to {plan.audience} subscribers now?", abort=True)
+    stop = threading.Event()
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        typer.echo(
+            "\nStopping after the batches in flight (Ctrl-C again to quit at once)...", err=True
+        )
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        with _progress_display() as show:
+            report = send_issue(
+                settings,
+                folder,
+                environ=os.environ,
+                segment=segment or "",
+                rate=rate,
+                concurrency=concurrency,
+                retry_uncertain=retry_uncertain,
+                allow_changed=allow_changed,
+                progress=show,
+                stop=stop,
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    typer.echo(
+        f"{report.sent} sent, {report.failed} failed, {len(report.uncertain)} uncertain "
+        f"in this run through {report.provider}"
+    )
+    if report.uncertain:
+        typer.echo(
+            f"Uncertain (the provider may have sent them; resend with --retry-uncertain): "
+            f"{', '.join(report.uncertain[:10])}"
+            f"{' ...' if len(report.uncertain) > 10 else ''}",
+            err=True,
+        )
+    if report.stopped:
+        typer.echo(report.stopped, err=True)
+        raise typer.Exit(130)
+    if report.failed or report.uncertain:
+        typer.echo(f"See `newsletter status {issue}` for who and why.", err=True)
+        raise typer.Exit(2)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@contextlib.contextmanager
+def _progress_display() -> Iterator[Callable[[Progress], None]]:
+    """A Rich progress bar on a terminal; a plain line every few seconds in a pipe."""
+    if sys.stdout.isatty():
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as Bar
+
+        with Bar(
+            TextColumn("[bold]sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeRemainingColumn(),
+        ) as bar:
+            task = bar.add_task("send", total=None, detail="")
+
+            def show(p: Progress) -> None:
+                detail = f"{p.sent} sent, {p.failed} failed, {p.rate:.0f}/s"
+                bar.update(task, total=p.total, completed=p.done, detail=detail)
+
+            yield show
+        return
+    last = [0.0]
+
+    def plain(p: Progress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 5 or p.done >= p.total:
+            last[0] = now
+            typer.echo(f"{p.done}/{p.total}: {p.sent} sent, {p.failed} failed, {p.rate:.0f}/s")
+
+    yield plain
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    issue: Annotated[str, typer.Argument(help="Issue folder or slug.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show an issue's send: counts by state, and who failed or is uncertain.
+
+    Example: newsletter status welcome --json
+    """
+    settings = workspace_settings(ctx)
+    key = resolve_issue(settings, issue).name
+    engine = open_engine(settings)
+    try:
+        result = ledger_status(engine, key, settings.sending.lease)
+    finally:
+        engine.dispose()
+    if not result.exists:
+        raise NewsletterError(f"{key} has not been sent yet (newsletter send {issue})")
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), ensure_ascii=False))
+        return
+    typer.echo(f"{key}: " + ", ".join(f"{n} {state}" for state, n in result.counts.items()))
+    for email, error in result.failed:
+        typer.echo(f"failed     {email}  {error}")
+    for email in result.uncertain:
+        typer.echo(f"uncertain  {email}")
