@@ -73,8 +73,8 @@ def child_send(root: str, url: str, concurrency: int) -> None:
     from newsletter.build import build_issue
     from newsletter.config import ProviderSettings, SendingSettings, load_settings
     from newsletter.engine import send_issue
+    from newsletter.importing import import_csv
     from newsletter.storage import open_engine
-    from newsletter.subscribers import import_csv
 
     base = load_settings(Path(root), environ={})
     settings = dataclasses.replace(

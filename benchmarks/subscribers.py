@@ -48,8 +48,8 @@ def child(csv_path: str, database_url: str) -> None:
     import dataclasses
 
     from newsletter.config import load_settings
+    from newsletter.importing import import_csv
     from newsletter.storage import open_engine
-    from newsletter.subscribers import import_csv
 
     root = Path(csv_path).parent
     (root / "newsletter.toml").write_text(

@@ -25,8 +25,9 @@ from newsletter import ledger
 from newsletter.config import ProviderSettings, SendingSettings, Settings
 from newsletter.engine import send_issue
 from newsletter.errors import ConfigError, NewsletterError, SubscriberError
+from newsletter.importing import import_csv
 from newsletter.storage import open_engine
-from newsletter.subscribers import add_subscriber, import_csv, remove_subscriber
+from newsletter.subscribers import add_subscriber, remove_subscriber
 from newsletter.tokens import read_unsubscribe_token
 
 from conftest import EXAMPLE

@@ -12,11 +12,13 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, insert, select
 from typer.testing import CliRunner
 
-from newsletter import subscribers as subs
+from newsletter import importing
+from newsletter import subscribers as subscriber_module
 from newsletter.addresses import normalize_address
 from newsletter.cli import app
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, SubscriberError
+from newsletter.importing import ImportRejected, import_csv
 from newsletter.segments import parse_segment
 from newsletter.storage import (
     SCHEMA_VERSION,
@@ -28,12 +30,10 @@ from newsletter.storage import (
     subscribers,
 )
 from newsletter.subscribers import (
-    ImportRejected,
     add_subscriber,
     count_subscribers,
     export_csv,
     get_subscriber,
-    import_csv,
     iter_subscribers,
     remove_subscriber,
 )
@@ -228,7 +228,7 @@ def test_import_can_record_that_someone_left(engine: Engine, tmp_path: Path) -> 
 def test_duplicates_reported_across_chunks(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(subs, "CHUNK", 2)
+    monkeypatch.setattr(importing, "CHUNK", 2)
     path = csv_file(
         tmp_path,
         "email\na@example.org\nb@example.org\nA@EXAMPLE.org\nc@example.org\nb@example.org\n",
@@ -333,7 +333,7 @@ def test_list_and_count_with_segments(engine: Engine) -> None:
 
 
 def test_paging_streams_everything(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(subs, "PAGE", 3)
+    monkeypatch.setattr(subscriber_module, "PAGE", 3)
     for n in range(10):
         add_subscriber(engine, f"p{n}@example.org", tags=["t"])
     assert len(emails(engine, segment="t")) == 10

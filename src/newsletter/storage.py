@@ -12,6 +12,7 @@ guessed at. A migration never changes once released: a later change is a new mig
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    ColumnElement,
     Connection,
     DateTime,
     Engine,
@@ -33,12 +35,16 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    any_,
     create_engine,
     event,
     func,
     insert,
+    literal,
+    literal_column,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
@@ -292,3 +298,71 @@ def bind(conn: Connection, column: Column[Any], value: Any) -> Any:
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def in_list(conn: Connection, column: Any, values: list[Any]) -> ColumnElement[bool]:
+    """`column IN values` with the values as one parameter.
+
+    SQLAlchemy renders a long IN list one bound parameter at a time, which dominated an
+    import's CPU; SQLite reads the list from JSON and PostgreSQL takes an array instead.
+    """
+    if conn.dialect.name == "postgresql":
+        return column == any_(literal(values, postgresql.ARRAY(column.type)))  # type: ignore[no-any-return]
+    listed: Any = select(literal_column("value")).select_from(func.json_each(json.dumps(values)))
+    return column.in_(listed)  # type: ignore[no-any-return]
+
+
+def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT many rows through the driver's executemany, converting each column once.
+
+    SQLAlchemy's executemany converts every value of every row through its type; an
+    import inserts a million rows whose timestamps are all the same value, so here the
+    conversion is done once for a shared value and the rows go to the driver as tuples.
+    """
+    if not rows:
+        return
+    names = list(rows[0])
+    dialect = conn.dialect
+    columns: list[list[Any]] = []
+    for name in names:
+        convert = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        values = [row[name] for row in rows]
+        if convert is not None:
+            first = values[0]
+            if all(v is first for v in values):  # one timestamp shared by the whole chunk
+                values = [convert(first) if first is not None else None] * len(values)
+            else:
+                values = [convert(v) if v is not None else None for v in values]
+        columns.append(values)
+    values = list(zip(*columns, strict=True))
+    quote = dialect.identifier_preparer
+    listed = ", ".join(quote.quote(n) for n in names)
+    sql = (
+        f"INSERT INTO {quote.format_table(table)} ({listed}) VALUES ({', '.join('?' * len(names))})"
+    )
+    conn.exec_driver_sql(driver_sql(conn, sql), values)
+
+
+def insert_ignore(
+    conn: Connection, table: Table, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Insert rows whose key is not there yet; returns the ones that were new."""
+    if not rows:
+        return []
+    keys = [c.name for c in table.primary_key.columns]
+    present = set()
+    if len(keys) == 2:
+        first_key = keys[0]
+        found = conn.execute(
+            select(*(table.c[k] for k in keys)).where(
+                in_list(conn, table.c[first_key], list({r[first_key] for r in rows}))
+            )
+        )
+        present = {tuple(f) for f in found}
+    fresh = [r for r in rows if tuple(r[k] for k in keys) not in present]
+    if not fresh:
+        return []
+    dialect = conn.dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    conn.execute(module.insert(table).on_conflict_do_nothing(), fresh)
+    return fresh

@@ -11,13 +11,11 @@ import typer
 
 from newsletter.cli.base import Group, app, list_engine, show
 from newsletter.files import atomic_text
+from newsletter.importing import ImportRejected, ImportReport, import_csv
 from newsletter.subscribers import (
-    ImportRejected,
-    ImportReport,
     add_subscriber,
     count_subscribers,
     export_csv,
-    import_csv,
     iter_subscribers,
     remove_subscriber,
 )
