@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import peak_rss_mb  # noqa: E402
+
 EXAMPLE = REPO / "issues" / "2026-11-26-welcome"
 SECRET = "benchmark-signing-secret-0123456789"
 
@@ -179,15 +182,6 @@ def ceiling(url: str, items: list[dict[str, object]], total: int, concurrency: i
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(post, range(requests)))
         return requests * len(items) / (time.perf_counter() - start)
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS. Not ru_maxrss: Linux carries that over from the parent
-    across fork and exec, so a child would report the parent's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> int:

@@ -15,7 +15,6 @@ import argparse
 import csv
 import json
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import peak_rss_mb  # noqa: E402
 
 
 def generate(path: Path, rows: int) -> None:
@@ -88,15 +90,6 @@ def reset_postgres(url: str) -> None:
         conn.exec_driver_sql("DROP SCHEMA public CASCADE")
         conn.exec_driver_sql("CREATE SCHEMA public")
     engine.dispose()
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS. Not ru_maxrss: Linux carries that over from the parent
-    across fork and exec, so a child would report the parent's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> int:

@@ -30,16 +30,15 @@ from sqlalchemy import (
     update,
 )
 
-from newsletter.errors import NewsletterError, SubscriberError
+from newsletter.errors import NewsletterError
 from newsletter.providers import SendResult, Status
-from newsletter.segments import parse_segment, segment_clause, tags_in
+from newsletter.segments import segment_filter
 from newsletter.storage import (
     bind,
     deliveries,
     driver_sql,
     now,
     sends,
-    subscriber_tags,
     subscribers,
     transaction,
 )
@@ -88,17 +87,10 @@ class LedgerStatus:
 
 
 def audience_query(segment: str, conn: Connection) -> Any:
-    """Active subscribers, or those of the segment; a tag nobody has is an error."""
+    """Active subscribers, or those of the segment."""
     where = [subscribers.c.status == "active"]
     if segment:
-        node = parse_segment(segment)
-        known = set(conn.scalars(select(subscriber_tags.c.tag).distinct()))
-        unknown = sorted(tags_in(node) - known)
-        if unknown:
-            raise SubscriberError(
-                f"unknown segment: no subscriber has the tag {', '.join(map(repr, unknown))}"
-            )
-        where.append(segment_clause(node))
+        where.append(segment_filter(conn, segment))
     return where
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, exists, not_, or_, select
 
 from newsletter.errors import SubscriberError
 from newsletter.storage import subscriber_tags, subscribers
@@ -139,3 +139,16 @@ def segment_clause(node: Node) -> ColumnElement[bool]:
     if isinstance(node, AllOf):
         return and_(*(segment_clause(p) for p in node.parts))
     return or_(*(segment_clause(p) for p in node.parts))
+
+
+def segment_filter(conn: Connection, text: str) -> ColumnElement[bool]:
+    """The WHERE clause for a segment; a tag nobody has is an error, not an empty send."""
+    node = parse_segment(text)
+    known = set(conn.scalars(select(subscriber_tags.c.tag).distinct()))
+    unknown = sorted(tags_in(node) - known)
+    if unknown:
+        raise SubscriberError(
+            f"unknown segment: no subscriber has the tag {', '.join(map(repr, unknown))} "
+            f"(tags in use: {', '.join(sorted(known)) or 'none'})"
+        )
+    return segment_clause(node)

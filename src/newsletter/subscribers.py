@@ -25,7 +25,7 @@ from sqlalchemy import (
 
 from newsletter.addresses import address_hash, address_key, check_address
 from newsletter.errors import SubscriberError
-from newsletter.segments import normalize_tag, parse_segment, segment_clause, tags_in
+from newsletter.segments import normalize_tag, segment_filter
 from newsletter.storage import (
     STATUSES,
     deliveries,
@@ -43,9 +43,7 @@ LEFT = ("unsubscribed", "bounced", "complained")  # statuses an import never und
 EMAIL_COLUMNS = ("email", "e-mail", "email address", "email_address", "mail")
 # Columns that export writes for people to read; import does not take them back.
 EXPORT_ONLY = ("created_at", "confirmed_at", "unsubscribed_at", "source")
-CHUNK = 5000
 PAGE = 1000
-DETAILS = 200  # problem rows an import report lists one by one
 
 
 @dataclass(frozen=True)
@@ -233,15 +231,7 @@ def _filters(conn: Connection, status: str | None, segment: str | None) -> list[
         except ValueError as exc:
             raise SubscriberError(str(exc)) from None
     if segment:
-        node = parse_segment(segment)
-        known = set(conn.scalars(select(subscriber_tags.c.tag).distinct()))
-        unknown = sorted(tags_in(node) - known)
-        if unknown:
-            raise SubscriberError(
-                f"no subscriber has the tag {', '.join(repr(t) for t in unknown)} "
-                f"(tags in use: {', '.join(sorted(known)) or 'none'})"
-            )
-        where.append(segment_clause(node))
+        where.append(segment_filter(conn, segment))
     return where
 
 
