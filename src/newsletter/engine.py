@@ -66,6 +66,7 @@ class Plan:
     provider: str
     audience: int  # messages this run will send, at most
     already_sent: int
+    uncertain: int  # lost by an earlier run: resent only with --retry-uncertain
     rate: float
     concurrency: int
     batch_size: int
@@ -136,12 +137,13 @@ def plan_send(
     engine = open_engine(settings)
     try:
         record = ledger.find_send(engine, issue.key)
+        uncertain = 0
         if record is None:
             audience, sent = ledger.count_audience(engine, segment), 0
         else:
             status = ledger.ledger_status(engine, issue.key, settings.sending.lease)
-            audience = status.counts["pending"] + status.counts["uncertain"]
-            sent = status.counts["sent"]
+            audience, sent = status.counts["pending"], status.counts["sent"]
+            uncertain = status.counts["uncertain"]
     finally:
         engine.dispose()
     return Plan(
@@ -150,6 +152,7 @@ def plan_send(
         provider=provider,
         audience=audience,
         already_sent=sent,
+        uncertain=uncertain,
         rate=resolve_rate(settings, provider, rate),
         concurrency=concurrency or settings.sending.concurrency,
         batch_size=batch_size(settings, provider, rendered),

@@ -97,6 +97,15 @@ def send(
     who = f"active subscribers in segment {segment!r}" if segment else "active subscribers"
     if plan.resuming:
         typer.echo(f"Audience:  {plan.audience} still to send ({plan.already_sent} sent before)")
+        if plan.uncertain:
+            typer.echo(
+                f"Uncertain: {plan.uncertain} whose earlier batch got no answer; "
+                + (
+                    "resent now"
+                    if retry_uncertain or plan.provider == "resend"
+                    else "resent only with --retry-uncertain"
+                )
+            )
     else:
         typer.echo(f"Audience:  {plan.audience} {who}")
     typer.echo(
@@ -113,7 +122,7 @@ def send(
             f"({report.personalize_us:.1f} µs each); nothing was sent"
         )
         return
-    if plan.resuming and plan.audience == 0:
+    if plan.resuming and plan.audience == 0 and not (plan.uncertain and retry_uncertain):
         typer.echo("Nothing left to send; `newsletter status` shows the outcome.")
         return
     if not yes:

@@ -42,7 +42,8 @@ class OutboxProvider:
             folder = self.folder / message.issue
             safe = re.sub(r"[^A-Za-z0-9@._+-]", "_", message.recipient.email)[:80]
             path = folder / f"{stamp}-{n:06d}-{safe}.eml"
-            write_atomic(path, to_bytes(to_mime(message)))
+            # No fsync per message: the outbox is for trying things out, not for mail.
+            write_atomic(path, to_bytes(to_mime(message)), sync=False)
             lines.setdefault(folder / "index.jsonl", []).append(
                 json.dumps(
                     {
