@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    and_,
     func,
     insert,
     literal,
@@ -42,6 +41,10 @@ from newsletter.storage import (
     subscribers,
     transaction,
 )
+
+# Rows whose answer never came back are dated here, so that every reader sees them as
+# uncertain at once, whatever its lease.
+LOST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -330,19 +333,26 @@ def record(
 
 def release(engine: Engine, claimed: Sequence[Claimed], attempt_id: str, reason: str) -> None:
     """Give claimed rows back as pending, their attempt not counted (nothing was sent)."""
+    _update_held(
+        engine, claimed, attempt_id, state="pending", attempt=deliveries.c.attempt - 1, error=reason
+    )
+
+
+def _update_held(engine: Engine, claimed: Sequence[Claimed], held_by: str, **values: Any) -> int:
+    """Update the rows that this attempt still holds in flight; returns how many."""
     if not claimed:
-        return
+        return 0
     with transaction(engine) as conn:
-        conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.id.in_([c.id for c in claimed]),
-                deliveries.c.attempt_id == attempt_id,
-                deliveries.c.state == "in_flight",
-            )
-            .values(
-                state="pending", attempt=deliveries.c.attempt - 1, error=reason, updated_at=now()
-            )
+        return int(
+            conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id.in_([c.id for c in claimed]),
+                    deliveries.c.attempt_id == held_by,
+                    deliveries.c.state == "in_flight",
+                )
+                .values(updated_at=now(), **values)
+            ).rowcount
         )
 
 
@@ -380,33 +390,15 @@ def uncertain_batches(engine: Engine, issue: str, lease: float) -> dict[str, lis
 
 def reclaim(engine: Engine, batch: Sequence[Claimed], old: str, new: str) -> list[Claimed]:
     """Take over an uncertain batch for a new attempt (only if nobody else did)."""
-    stamp = now()
-    with transaction(engine) as conn:
-        taken = conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.id.in_([c.id for c in batch]),
-                and_(deliveries.c.attempt_id == old, deliveries.c.state == "in_flight"),
-            )
-            .values(attempt_id=new, claimed_at=stamp, updated_at=stamp)
-        ).rowcount
+    taken = _update_held(engine, batch, old, attempt_id=new, claimed_at=now())
     return list(batch) if taken == len(batch) else []
 
 
 def requeue(engine: Engine, batch: Sequence[Claimed], old: str) -> int:
     """--retry-uncertain: put an uncertain batch back in the queue."""
-    with transaction(engine) as conn:
-        return int(
-            conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.id.in_([c.id for c in batch]),
-                    deliveries.c.attempt_id == old,
-                    deliveries.c.state == "in_flight",
-                )
-                .values(state="pending", error="uncertain: sent again on request", updated_at=now())
-            ).rowcount
-        )
+    return _update_held(
+        engine, batch, old, state="pending", error="uncertain: sent again on request"
+    )
 
 
 def ledger_status(engine: Engine, issue: str, lease: float) -> LedgerStatus:
@@ -441,27 +433,11 @@ def ledger_status(engine: Engine, issue: str, lease: float) -> LedgerStatus:
     return status
 
 
-# Rows whose answer never came back are dated here, so that every reader sees them as
-# uncertain at once, whatever its lease.
-LOST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
 def mark_uncertain(
     engine: Engine, claimed: Sequence[Claimed], attempt_id: str, reason: str
 ) -> None:
     """The request went out and no answer came back: leave the rows in flight, lost."""
-    if not claimed:
-        return
-    with transaction(engine) as conn:
-        conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.id.in_([c.id for c in claimed]),
-                deliveries.c.attempt_id == attempt_id,
-                deliveries.c.state == "in_flight",
-            )
-            .values(claimed_at=LOST, error=f"uncertain: {reason}", updated_at=now())
-        )
+    _update_held(engine, claimed, attempt_id, claimed_at=LOST, error=f"uncertain: {reason}")
 
 
 def reopen(engine: Engine, ids: Sequence[int], reason: str) -> None:
