@@ -368,3 +368,35 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(
     assert rerun.returncode == 0
     received = Counter(fake.recipients())
     assert set(received) == set(addresses) and set(received.values()) == {1}
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "Error: nobody to send to: no active subscribers on the list"),
+        (
+            {"NEWSLETTER_PROVIDER": "postmark", "POSTMARK_SERVER_TOKEN": "k"},
+            "Error: set NEWSLETTER_SECRET_KEY in the environment",
+        ),
+        (
+            {"NEWSLETTER_PROVIDER": "resend", "NEWSLETTER_SECRET_KEY": SECRET},
+            "Error: no API key for resend: set RESEND_API_KEY or NEWSLETTER_API_KEY",
+        ),
+    ],
+)
+def test_cli_send_refuses_before_the_plan(
+    settings: Settings, workspace: Path, tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    if env:
+        populate(open_engine(settings), tmp_path, 2)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "RESEND_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "send", "welcome", "--yes"],
+        cwd=workspace,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(expected) and len(result.stderr.splitlines()) == 1

@@ -31,7 +31,14 @@ from newsletter.errors import NewsletterError, ProviderError
 from newsletter.ledger import Claimed
 from newsletter.message import Message, build_message
 from newsletter.personalize import Recipient
-from newsletter.providers import PROVIDERS, Provider, SendResult, Status, make_provider
+from newsletter.providers import (
+    PROVIDERS,
+    Provider,
+    SendResult,
+    Status,
+    api_key,
+    make_provider,
+)
 from newsletter.providers._http import make_client
 from newsletter.render import Rendered
 from newsletter.send import RetryPolicy
@@ -121,25 +128,41 @@ def resolve_rate(settings: Settings, provider: str, rate: float | None) -> float
     return rate or settings.sending.rate or PROVIDERS[provider].default_rate
 
 
+def _nobody(segment: str) -> NewsletterError:
+    who = f"in segment {segment!r}" if segment else "on the list"
+    return NewsletterError(
+        f"nobody to send to: no active subscribers {who} "
+        "(add some with `newsletter subscribers import`)"
+    )
+
+
 def plan_send(
     settings: Settings,
     folder: Path,
     *,
+    environ: Mapping[str, str],
     segment: str = "",
     rate: float | None = None,
     concurrency: int | None = None,
 ) -> Plan:
-    """What `send` would do: to how many, through what, how fast."""
+    """What `send` would do: to how many, through what, how fast.
+
+    Everything that would stop the send before its first message is checked here: the
+    issue builds, the provider is known and has its key, the signing secret is set, and
+    somebody is on the list.
+    """
     issue, rendered = load_built(settings, folder)
     provider = settings.provider.name
-    if provider not in PROVIDERS:
-        raise NewsletterError(f"unknown provider '{provider}' (known: {', '.join(PROVIDERS)})")
+    api_key(provider, environ)
+    secret_key(environ, provider)
     engine = open_engine(settings)
     try:
         record = ledger.find_send(engine, issue.key)
         uncertain = 0
         if record is None:
             audience, sent = ledger.count_audience(engine, segment), 0
+            if audience == 0:
+                raise _nobody(segment)
         else:
             status = ledger.ledger_status(engine, issue.key, settings.sending.lease)
             audience, sent = status.counts["pending"], status.counts["sent"]
@@ -250,11 +273,7 @@ def send_issue(
         with _sender_lock(settings, engine, issue.key):
             record = ledger.find_send(engine, issue.key)
             if record is None and ledger.count_audience(engine, segment) == 0:
-                who = f"in segment {segment!r}" if segment else "on the list"
-                raise NewsletterError(
-                    f"nobody to send to: no active subscribers {who} "
-                    "(add some with `newsletter subscribers import`)"
-                )
+                raise _nobody(segment)
             with make_client(settings.provider.timeout, transport) as client:
                 provider = make_provider(
                     settings, client=client, environ=environ, idempotency_scope=issue.key
@@ -306,7 +325,7 @@ def _dry_run(
             personalizer.message(s.id, s.email, s.name)
             count += 1
         if count == 0:
-            raise NewsletterError("nobody to send to: no active subscribers")
+            raise _nobody(segment)
     else:
         for row in ledger.pending_rows(engine, issue):
             personalizer.message(row.subscriber_id, row.email, row.name)

@@ -92,7 +92,14 @@ def send(
     """
     settings = workspace_settings(ctx)
     folder = resolve_issue(settings, issue)
-    plan = plan_send(settings, folder, segment=segment or "", rate=rate, concurrency=concurrency)
+    plan = plan_send(
+        settings,
+        folder,
+        environ=os.environ,
+        segment=segment or "",
+        rate=rate,
+        concurrency=concurrency,
+    )
     typer.echo(f"Issue:     {plan.issue}: {plan.subject}")
     who = f"active subscribers in segment {segment!r}" if segment else "active subscribers"
     if plan.resuming:
