@@ -382,6 +382,15 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(
             {"NEWSLETTER_PROVIDER": "resend", "NEWSLETTER_SECRET_KEY": SECRET},
             "Error: no API key for resend: set RESEND_API_KEY or NEWSLETTER_API_KEY",
         ),
+        (
+            {
+                "NEWSLETTER_PROVIDER": "resend",
+                "NEWSLETTER_SECRET_KEY": SECRET,
+                "RESEND_API_KEY": "re_x",
+                "NEWSLETTER_SITE_URL": "http://insecure.example.org/",
+            },
+            "Error: unsubscribe links must be https://",
+        ),
     ],
 )
 def test_cli_send_refuses_before_the_plan(

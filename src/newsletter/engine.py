@@ -155,6 +155,11 @@ def plan_send(
     provider = settings.provider.name
     api_key(provider, environ)
     secret_key(environ, provider)
+    if provider != "outbox" and not settings.unsubscribe_url.startswith("https://"):
+        raise NewsletterError(
+            f"unsubscribe links must be https:// for one-click unsubscribe (RFC 8058), not "
+            f"{settings.unsubscribe_url}; set unsubscribe_url or site_url in newsletter.toml"
+        )
     engine = open_engine(settings)
     try:
         record = ledger.find_send(engine, issue.key)
