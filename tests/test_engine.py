@@ -294,8 +294,8 @@ def test_killed_sends_resume_without_duplicates(
     settings: Settings, workspace: Path, tmp_path: Path, fake: FakeProvider
 ) -> None:
     engine = open_engine(settings)
-    addresses = populate(engine, tmp_path, 600)
-    fake.delay = 0.2  # 60 batches, 2 at a time: about 6 s of sending in all
+    addresses = populate(engine, tmp_path, 800)
+    fake.delay = 0.25  # 80 batches, 2 at a time: about 10 s of sending in all
     rng = random.Random(2026)
     kills = 0
     for _ in range(25):
@@ -321,7 +321,7 @@ def test_killed_sends_resume_without_duplicates(
     for address in addresses:
         if address not in uncertain:
             assert received[address] == 1, address
-    assert status.counts["sent"] + len(uncertain) == 600 and status.counts["pending"] == 0
+    assert status.counts["sent"] + len(uncertain) == 800 and status.counts["pending"] == 0
 
 
 @pytest.mark.parametrize("db_settings", ["postgresql"], indirect=True)
