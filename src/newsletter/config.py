@@ -372,64 +372,29 @@ def _region(value: Any, where: str) -> str:
     return text
 
 
-def _rate(value: Any, where: str) -> float:
-    try:
-        rate = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a number of messages per second") from None
-    if rate < 0:
-        raise ValueError("must not be negative (0 means the provider's default)")
-    return rate
+def _number(
+    kind: type[int] | type[float], low: float, high: float, what: str, low_open: bool = False
+) -> Callable[[Any, str], Any]:
+    """A check for a number of `kind` between low and high (above low if low_open)."""
+
+    def check(value: Any, where: str) -> Any:
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{value!r} is not {what}") from None
+        if not (low < number if low_open else low <= number) or number > high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return number
+
+    return check
 
 
-def _concurrency(value: Any, where: str) -> int:
-    try:
-        count = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a whole number") from None
-    if not 1 <= count <= 64:
-        raise ValueError("must be between 1 and 64")
-    return count
-
-
-def _batch_size(value: Any, where: str) -> int:
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a whole number") from None
-    if not 0 <= size <= 1000:
-        raise ValueError("must be between 1 and 1000 (0 for the provider's limit)")
-    return size
-
-
-def _lease(value: Any, where: str) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a number of seconds") from None
-    if not 0 <= seconds <= 86400:
-        raise ValueError("must be between 0 and 86400 seconds")
-    return seconds
-
-
-def _attempts(value: Any, where: str) -> int:
-    try:
-        count = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a whole number") from None
-    if not 1 <= count <= 20:
-        raise ValueError("must be between 1 and 20")
-    return count
-
-
-def _seconds(value: Any, where: str) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a number of seconds") from None
-    if not 0 < seconds <= 600:
-        raise ValueError("must be between 0 and 600 seconds")
-    return seconds
+_rate = _number(float, 0, 1e9, "a number of messages per second (0: the provider's default)")
+_concurrency = _number(int, 1, 64, "a whole number")
+_batch_size = _number(int, 0, 1000, "a whole number (0: the provider's limit)")
+_lease = _number(float, 0, 86400, "a number of seconds")
+_attempts = _number(int, 1, 20, "a whole number")
+_seconds = _number(float, 0, 600, "a number of seconds", low_open=True)
 
 
 def _text(value: Any, where: str) -> str:

@@ -58,6 +58,20 @@ class Claimed:
     attempt: int
 
 
+# The ledger columns a Claimed is made of, in its field order.
+CLAIMED_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.subscriber_id,
+    deliveries.c.email,
+    deliveries.c.name,
+    deliveries.c.attempt,
+)
+
+
+def _claimed(row: Any) -> Claimed:
+    return Claimed(row.id, row.subscriber_id, row.email, row.name, row.attempt)
+
+
 @dataclass(frozen=True)
 class SendRecord:
     issue: str
@@ -236,13 +250,7 @@ def claim(engine: Engine, issue: str, size: int, attempt_id: str) -> list[Claime
                 claimed_at=stamp,
                 updated_at=stamp,
             )
-            .returning(
-                deliveries.c.id,
-                deliveries.c.subscriber_id,
-                deliveries.c.email,
-                deliveries.c.name,
-                deliveries.c.attempt,
-            )
+            .returning(*CLAIMED_COLUMNS)
         ).all()
         # Whether each is still subscribed, and under which name, as of now.
         current = {
@@ -366,15 +374,7 @@ def uncertain_batches(engine: Engine, issue: str, lease: float) -> dict[str, lis
     cutoff = now() - dt.timedelta(seconds=effective_lease(engine, lease))
     with transaction(engine) as conn:
         rows = conn.execute(
-            select(
-                deliveries.c.id,
-                deliveries.c.subscriber_id,
-                deliveries.c.email,
-                deliveries.c.name,
-                deliveries.c.attempt,
-                deliveries.c.attempt_id,
-                deliveries.c.claimed_at,
-            )
+            select(*CLAIMED_COLUMNS, deliveries.c.attempt_id, deliveries.c.claimed_at)
             .where(deliveries.c.issue == issue, deliveries.c.state == "in_flight")
             .order_by(deliveries.c.id)
         ).all()
@@ -382,9 +382,7 @@ def uncertain_batches(engine: Engine, issue: str, lease: float) -> dict[str, lis
     for r in rows:
         claimed_at = r.claimed_at if r.claimed_at.tzinfo else r.claimed_at.replace(tzinfo=dt.UTC)
         if claimed_at <= cutoff:
-            batches.setdefault(r.attempt_id, []).append(
-                Claimed(r.id, r.subscriber_id, r.email, r.name, r.attempt)
-            )
+            batches.setdefault(r.attempt_id, []).append(_claimed(r))
     return batches
 
 
@@ -488,13 +486,7 @@ def pending_rows(engine: Engine, issue: str, page: int = 1000) -> Iterator[Claim
     while True:
         with transaction(engine) as conn:
             rows = conn.execute(
-                select(
-                    deliveries.c.id,
-                    deliveries.c.subscriber_id,
-                    deliveries.c.email,
-                    deliveries.c.name,
-                    deliveries.c.attempt,
-                )
+                select(*CLAIMED_COLUMNS)
                 .where(
                     deliveries.c.issue == issue,
                     deliveries.c.state == "pending",
@@ -505,6 +497,5 @@ def pending_rows(engine: Engine, issue: str, page: int = 1000) -> Iterator[Claim
             ).all()
         if not rows:
             return
-        for r in rows:
-            yield Claimed(r.id, r.subscriber_id, r.email, r.name, r.attempt)
+        yield from (_claimed(r) for r in rows)
         last = rows[-1].id
