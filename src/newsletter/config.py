@@ -383,7 +383,8 @@ def _number(
         except (TypeError, ValueError):
             raise ValueError(f"{value!r} is not {what}") from None
         if not (low < number if low_open else low <= number) or number > high:
-            raise ValueError(f"must be between {low:g} and {high:g}")
+            lowest = f"more than {low:g}" if low_open else f"at least {low:g}"
+            raise ValueError(f"must be {lowest} and at most {high:g}")
         return number
 
     return check
