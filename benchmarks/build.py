@@ -19,12 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from newsletter.build import sample_recipient
+from newsletter.compose.build import sample_recipient
+from newsletter.compose.inline import inline_css
+from newsletter.compose.issue import load_issue
+from newsletter.compose.message import build_message, to_bytes, to_mime
+from newsletter.compose.render import render
 from newsletter.config import load_settings
-from newsletter.inline import inline_css
-from newsletter.issue import load_issue
-from newsletter.message import build_message, to_bytes, to_mime
-from newsletter.render import render
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "issues" / "2026-11-26-welcome"

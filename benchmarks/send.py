@@ -73,10 +73,10 @@ def make_workspace(root: Path, subscribers: int) -> None:
 def child_send(root: str, url: str, concurrency: int) -> None:
     """One end-to-end send in this process; prints JSON figures."""
     sys.path.insert(0, str(REPO / "src"))
-    from newsletter.build import build_issue
+    from newsletter.audience.importing import import_csv
+    from newsletter.compose.build import build_issue
     from newsletter.config import ProviderSettings, SendingSettings, load_settings
-    from newsletter.engine import send_issue
-    from newsletter.importing import import_csv
+    from newsletter.delivery.engine import send_issue
     from newsletter.storage import open_engine
 
     base = load_settings(Path(root), environ={})
@@ -113,10 +113,10 @@ def child_send(root: str, url: str, concurrency: int) -> None:
 def personalization_cost(root: Path) -> tuple[float, float]:
     """Microseconds per recipient: the join alone, and the whole message."""
     sys.path.insert(0, str(REPO / "src"))
-    from newsletter.build import compile_issue
+    from newsletter.compose.build import compile_issue
+    from newsletter.compose.personalize import Recipient, personalize
     from newsletter.config import load_settings
-    from newsletter.engine import _Personalizer
-    from newsletter.personalize import Recipient, personalize
+    from newsletter.delivery.engine import _Personalizer
 
     settings = load_settings(root, environ={})
     issue, rendered = compile_issue(settings, settings.issues_dir / EXAMPLE.name)
@@ -141,10 +141,10 @@ def personalization_cost(root: Path) -> tuple[float, float]:
 def sample_messages(root: Path) -> list[dict[str, object]]:
     """One batch of Postmark request items as the engine builds them, for (a) and (b)."""
     sys.path.insert(0, str(REPO / "src"))
-    from newsletter.build import compile_issue
+    from newsletter.compose.build import compile_issue
     from newsletter.config import load_settings
-    from newsletter.engine import _Personalizer, batch_size
-    from newsletter.providers.postmark import build_request
+    from newsletter.delivery.engine import _Personalizer, batch_size
+    from newsletter.delivery.providers.postmark import build_request
 
     settings = load_settings(root, environ={})
     issue, rendered = compile_issue(settings, settings.issues_dir / EXAMPLE.name)

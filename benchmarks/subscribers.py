@@ -49,8 +49,8 @@ def child(csv_path: str, database_url: str) -> None:
     sys.path.insert(0, str(REPO / "src"))
     import dataclasses
 
+    from newsletter.audience.importing import import_csv
     from newsletter.config import load_settings
-    from newsletter.importing import import_csv
     from newsletter.storage import open_engine
 
     root = Path(csv_path).parent

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.articles import (
+from newsletter.compose.articles import (
     Article,
     clean_text,
     parse_date,
@@ -14,8 +14,8 @@ from newsletter.articles import (
     slugify,
     to_markdown,
 )
+from newsletter.compose.markup import markdown_to_html
 from newsletter.errors import ContentError, FrontMatterError
-from newsletter.markup import markdown_to_html
 
 from conftest import SHARED_SAMPLE, write
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from newsletter.build import GMAIL_CLIP_BYTES, build_issue, compile_issue
+from newsletter.compose.build import GMAIL_CLIP_BYTES, build_issue, compile_issue
+from newsletter.compose.personalize import TOKENS
 from newsletter.config import Settings
 from newsletter.errors import ContentError, TemplateError
-from newsletter.personalize import TOKENS
 
 from conftest import EXAMPLE, write
 

@@ -21,14 +21,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from newsletter import ledger
+from newsletter.audience.importing import import_csv
+from newsletter.audience.subscribers import add_subscriber, remove_subscriber
 from newsletter.config import ProviderSettings, SendingSettings, Settings
-from newsletter.engine import send_issue
+from newsletter.delivery import ledger
+from newsletter.delivery.engine import send_issue
+from newsletter.delivery.tokens import read_unsubscribe_token
 from newsletter.errors import ConfigError, NewsletterError, SubscriberError
-from newsletter.importing import import_csv
 from newsletter.storage import open_engine
-from newsletter.subscribers import add_subscriber, remove_subscriber
-from newsletter.tokens import read_unsubscribe_token
 
 from conftest import EXAMPLE
 from fake_provider import KEYS, FakeProvider

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import build_issue
+from newsletter.compose.build import build_issue
 from newsletter.config import Settings
 
 from conftest import EXAMPLE

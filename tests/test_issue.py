@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.compose.issue import add_articles, load_issue, new_issue, resolve_issue
 from newsletter.config import Settings
 from newsletter.errors import ContentError
-from newsletter.issue import add_articles, load_issue, new_issue, resolve_issue
 
 from conftest import EXAMPLE, SHARED_SAMPLE, write
 

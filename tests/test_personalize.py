@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from newsletter.inline import inline_css
-from newsletter.personalize import TOKENS, Recipient, personalize, split_tokens
-from newsletter.render import Rendered
+from newsletter.compose.inline import inline_css
+from newsletter.compose.personalize import TOKENS, Recipient, personalize, split_tokens
+from newsletter.compose.render import Rendered
 
 HTML = (
     "<html><head><style>p { color: #111111; }</style></head><body>"

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.compose.message import build_message
+from newsletter.compose.personalize import Recipient
+from newsletter.compose.render import Rendered
 from newsletter.config import ProviderSettings, Settings
+from newsletter.delivery.providers import Status, make_provider
+from newsletter.delivery.providers._http import make_client
+from newsletter.delivery.test_copies import RetryPolicy, deliver, send_test
 from newsletter.errors import ConfigError, ProviderAuthError
-from newsletter.message import build_message
-from newsletter.personalize import Recipient
-from newsletter.providers import Status, make_provider
-from newsletter.providers._http import make_client
-from newsletter.render import Rendered
-from newsletter.send import RetryPolicy, deliver, send_test
 
 from conftest import EXAMPLE
 from fake_provider import KEYS, MAILGUN_DOMAIN, FakeProvider

@@ -11,19 +11,19 @@ from email.parser import BytesParser
 import httpx
 import pytest
 
+from newsletter.compose.message import Message, build_message
+from newsletter.compose.personalize import Recipient
+from newsletter.compose.render import Rendered
 from newsletter.config import Settings
+from newsletter.delivery.providers import Status
+from newsletter.delivery.providers._http import error_text, make_client, retry_after
+from newsletter.delivery.providers.base import SendResult
+from newsletter.delivery.providers.mailgun import MailgunProvider
+from newsletter.delivery.providers.postmark import PostmarkProvider
+from newsletter.delivery.providers.resend import ResendProvider, idempotency_key
+from newsletter.delivery.providers.sendgrid import SendGridProvider
+from newsletter.delivery.test_copies import RetryPolicy, deliver
 from newsletter.errors import ProviderAuthError
-from newsletter.message import Message, build_message
-from newsletter.personalize import Recipient
-from newsletter.providers import Status
-from newsletter.providers._http import error_text, make_client, retry_after
-from newsletter.providers.base import SendResult
-from newsletter.providers.mailgun import MailgunProvider
-from newsletter.providers.postmark import PostmarkProvider
-from newsletter.providers.resend import ResendProvider, idempotency_key
-from newsletter.providers.sendgrid import SendGridProvider
-from newsletter.render import Rendered
-from newsletter.send import RetryPolicy, deliver
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -375,8 +375,8 @@ def test_deliver_stops_when_asked_to_wait_too_long(settings: Settings) -> None:
 def test_spliced_bodies_equal_plain_encoding(settings: Settings, name: str) -> None:
     import orjson
 
-    from newsletter.providers._splice import Splicer
-    from newsletter.providers.postmark import build_item, build_request
+    from newsletter.delivery.providers._splice import Splicer
+    from newsletter.delivery.providers.postmark import build_item, build_request
 
     rendered = Rendered(
         subject="S",

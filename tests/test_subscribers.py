@@ -12,14 +12,22 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, insert, select
 from typer.testing import CliRunner
 
-from newsletter import importing
-from newsletter import subscribers as subscriber_module
-from newsletter.addresses import normalize_address
+from newsletter.audience import importing
+from newsletter.audience import subscribers as subscriber_module
+from newsletter.audience.addresses import normalize_address
+from newsletter.audience.importing import ImportRejected, import_csv
+from newsletter.audience.segments import parse_segment
+from newsletter.audience.subscribers import (
+    add_subscriber,
+    count_subscribers,
+    export_csv,
+    get_subscriber,
+    iter_subscribers,
+    remove_subscriber,
+)
 from newsletter.cli import app
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, SubscriberError
-from newsletter.importing import ImportRejected, import_csv
-from newsletter.segments import parse_segment
 from newsletter.storage import (
     SCHEMA_VERSION,
     deliveries,
@@ -28,14 +36,6 @@ from newsletter.storage import (
     schema_migrations,
     sends,
     subscribers,
-)
-from newsletter.subscribers import (
-    add_subscriber,
-    count_subscribers,
-    export_csv,
-    get_subscriber,
-    iter_subscribers,
-    remove_subscriber,
 )
 
 from conftest import write

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from newsletter.articles import parse_date
-from newsletter.build import build_issue
 from newsletter.cli.base import app, human_size, show, workspace_settings
-from newsletter.issue import add_articles, new_issue, resolve_issue
+from newsletter.compose.articles import parse_date
+from newsletter.compose.build import build_issue
+from newsletter.compose.issue import add_articles, new_issue, resolve_issue
 from newsletter.workspace import init_workspace
 
 

@@ -15,12 +15,12 @@ from typing import Annotated
 import typer
 
 from newsletter.cli.base import app, workspace_settings
-from newsletter.engine import Progress, plan_send, send_issue
+from newsletter.compose.issue import resolve_issue
+from newsletter.delivery.engine import Progress, plan_send, send_issue
+from newsletter.delivery.ledger import ledger_status
+from newsletter.delivery.providers import Status
+from newsletter.delivery.test_copies import send_test
 from newsletter.errors import NewsletterError
-from newsletter.issue import resolve_issue
-from newsletter.ledger import ledger_status
-from newsletter.providers import Status
-from newsletter.send import send_test
 from newsletter.storage import open_engine
 
 

@@ -9,16 +9,16 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.base import Group, app, list_engine, show
-from newsletter.files import atomic_text
-from newsletter.importing import ImportRejected, ImportReport, import_csv
-from newsletter.subscribers import (
+from newsletter.audience.importing import ImportRejected, ImportReport, import_csv
+from newsletter.audience.subscribers import (
     add_subscriber,
     count_subscribers,
     export_csv,
     iter_subscribers,
     remove_subscriber,
 )
+from newsletter.cli.base import Group, app, list_engine, show
+from newsletter.files import atomic_text
 
 subscribers_app = typer.Typer(
     cls=Group,

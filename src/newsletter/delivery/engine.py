@@ -24,14 +24,15 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine
 
-from newsletter import ledger
-from newsletter.build import content_hash, load_built
+from newsletter.audience.subscribers import iter_subscribers
+from newsletter.compose.build import content_hash, load_built
+from newsletter.compose.message import Message, build_message
+from newsletter.compose.personalize import Recipient
+from newsletter.compose.render import Rendered
 from newsletter.config import Settings
-from newsletter.errors import NewsletterError, ProviderError
-from newsletter.ledger import Claimed
-from newsletter.message import Message, build_message
-from newsletter.personalize import Recipient
-from newsletter.providers import (
+from newsletter.delivery import ledger
+from newsletter.delivery.ledger import Claimed
+from newsletter.delivery.providers import (
     PROVIDERS,
     Provider,
     SendResult,
@@ -39,12 +40,11 @@ from newsletter.providers import (
     api_key,
     make_provider,
 )
-from newsletter.providers._http import make_client
-from newsletter.render import Rendered
-from newsletter.send import RetryPolicy
+from newsletter.delivery.providers._http import make_client
+from newsletter.delivery.test_copies import RetryPolicy
+from newsletter.delivery.tokens import secret_key, unsubscribe_token
+from newsletter.errors import NewsletterError, ProviderError
 from newsletter.storage import open_engine
-from newsletter.subscribers import iter_subscribers
-from newsletter.tokens import secret_key, unsubscribe_token
 
 
 @dataclass

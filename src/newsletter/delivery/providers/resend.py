@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
-from newsletter.message import Message
-from newsletter.providers._http import Secrets, exchange, json_body, unreadable
-from newsletter.providers._splice import Splicer
-from newsletter.providers.base import SendResult, Status
+from newsletter.compose.message import Message
+from newsletter.delivery.providers._http import Secrets, exchange, json_body, unreadable
+from newsletter.delivery.providers._splice import Splicer
+from newsletter.delivery.providers.base import SendResult, Status
 
 BASE_URL = "https://api.resend.com"
 MAX_BATCH = 100  # "up to 100 batch emails at once"

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import orjson
 
-from newsletter.message import Message
-from newsletter.providers._http import Secrets, exchange, unreadable
-from newsletter.providers._merge import merge_values, shared_body
-from newsletter.providers.base import SendResult, Status
+from newsletter.compose.message import Message
+from newsletter.delivery.providers._http import Secrets, exchange, unreadable
+from newsletter.delivery.providers._merge import merge_values, shared_body
+from newsletter.delivery.providers.base import SendResult, Status
 
 BASE_URL = "https://api.sendgrid.com"
 MAX_BATCH = 1000  # personalizations maxItems, and at most 1000 recipients per request

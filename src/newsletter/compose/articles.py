@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 import yaml
 from lxml import html as lxml_html
 
+from newsletter.compose.markup import escape_markdown, html_to_markdown, sanitize
 from newsletter.errors import ContentError, FrontMatterError
-from newsletter.markup import escape_markdown, html_to_markdown, sanitize
 
 FRONT_MATTER_KEYS = ("title", "author", "date", "url", "image", "image_alt", "summary")
 MARKDOWN_SUFFIXES = (".md", ".markdown")

@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 
 from newsletter import __version__
+from newsletter.compose.message import Message
+from newsletter.delivery.providers.base import SendResult, Status, same_result
 from newsletter.errors import ProviderAuthError
-from newsletter.message import Message
-from newsletter.providers.base import SendResult, Status, same_result
 
 USER_AGENT = f"newsletter/{__version__} python-httpx/{httpx.__version__}"
 EXCERPT = 300

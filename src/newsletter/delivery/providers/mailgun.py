@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 import httpx
 
-from newsletter.message import Message
-from newsletter.providers._http import Secrets, exchange, json_body, unreadable
-from newsletter.providers._merge import merge_values, shared_body
-from newsletter.providers.base import SendResult, Status
+from newsletter.compose.message import Message
+from newsletter.delivery.providers._http import Secrets, exchange, json_body, unreadable
+from newsletter.delivery.providers._merge import merge_values, shared_body
+from newsletter.delivery.providers.base import SendResult, Status
 
 BASE_URLS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 MAX_BATCH = 1000  # recipients per batch send

@@ -17,13 +17,13 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from newsletter.compose.inline import inline_css
+from newsletter.compose.issue import Issue, load_issue
+from newsletter.compose.message import build_message, to_bytes, to_mime
+from newsletter.compose.personalize import Recipient
+from newsletter.compose.render import Rendered, render
 from newsletter.config import Settings
 from newsletter.files import write_atomic
-from newsletter.inline import inline_css
-from newsletter.issue import Issue, load_issue
-from newsletter.message import build_message, to_bytes, to_mime
-from newsletter.personalize import Recipient
-from newsletter.render import Rendered, render
 from newsletter.workspace import default_templates_dir
 
 # Gmail clips an HTML part beyond about 102 KB, hiding the footer and unsubscribe link.

@@ -29,9 +29,9 @@ from sqlalchemy import (
     update,
 )
 
+from newsletter.audience.segments import segment_filter
+from newsletter.delivery.providers import SendResult, Status
 from newsletter.errors import NewsletterError
-from newsletter.providers import SendResult, Status
-from newsletter.segments import segment_filter
 from newsletter.storage import (
     bind,
     deliveries,

@@ -19,13 +19,13 @@ from dataclasses import dataclass, replace
 import httpx
 
 from newsletter.config import ProviderSettings, Settings
+from newsletter.delivery.providers.base import Provider, SendResult, Status
+from newsletter.delivery.providers.mailgun import MailgunProvider
+from newsletter.delivery.providers.outbox import OutboxProvider
+from newsletter.delivery.providers.postmark import PostmarkProvider
+from newsletter.delivery.providers.resend import ResendProvider
+from newsletter.delivery.providers.sendgrid import SendGridProvider
 from newsletter.errors import ConfigError
-from newsletter.providers.base import Provider, SendResult, Status
-from newsletter.providers.mailgun import MailgunProvider
-from newsletter.providers.outbox import OutboxProvider
-from newsletter.providers.postmark import PostmarkProvider
-from newsletter.providers.resend import ResendProvider
-from newsletter.providers.sendgrid import SendGridProvider
 
 __all__ = ["PROVIDERS", "Provider", "SendResult", "Status", "api_key", "make_provider"]
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from newsletter.message import Message
-from newsletter.personalize import field_values
-from newsletter.render import Rendered
+from newsletter.compose.message import Message
+from newsletter.compose.personalize import field_values
+from newsletter.compose.render import Rendered
 
 _HTML_MARK = "\x00html\x00"
 _TEXT_MARK = "\x00text\x00"

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import httpx
 
-from newsletter.addresses import check_address
-from newsletter.build import load_built
+from newsletter.audience.addresses import check_address
+from newsletter.compose.build import load_built
+from newsletter.compose.message import Message, build_message
+from newsletter.compose.personalize import Recipient
 from newsletter.config import Settings
+from newsletter.delivery.providers import Provider, SendResult, Status, make_provider
+from newsletter.delivery.providers._http import make_client
 from newsletter.errors import SubscriberError
-from newsletter.message import Message, build_message
-from newsletter.personalize import Recipient
-from newsletter.providers import Provider, SendResult, Status, make_provider
-from newsletter.providers._http import make_client
 
 TEST_PREFIX = "[TEST] "
 

@@ -15,9 +15,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, localtime
 from functools import cached_property
 
+from newsletter.compose.personalize import Personalized, Recipient, personalize
+from newsletter.compose.render import Rendered
 from newsletter.config import Settings
-from newsletter.personalize import Personalized, Recipient, personalize
-from newsletter.render import Rendered
 
 
 @dataclass(frozen=True, eq=False)

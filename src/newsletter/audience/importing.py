@@ -26,7 +26,8 @@ from sqlalchemy import (
     update,
 )
 
-from newsletter.addresses import address_hash, address_key, normalize_address
+from newsletter.audience.addresses import address_hash, address_key, normalize_address
+from newsletter.audience.subscribers import EXPORT_ONLY, LEFT, check_status, check_tags, clean_name
 from newsletter.errors import SubscriberError
 from newsletter.storage import (
     bulk_insert,
@@ -38,7 +39,6 @@ from newsletter.storage import (
     suppressions,
     transaction,
 )
-from newsletter.subscribers import EXPORT_ONLY, LEFT, check_status, check_tags, clean_name
 
 EMAIL_COLUMNS = ("email", "e-mail", "email address", "email_address", "mail")
 CHUNK = 5000

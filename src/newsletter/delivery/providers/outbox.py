@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from newsletter.compose.message import Message, to_bytes, to_mime
+from newsletter.delivery.providers.base import SendResult, Status
 from newsletter.files import write_atomic
-from newsletter.message import Message, to_bytes, to_mime
-from newsletter.providers.base import SendResult, Status
 
 
 class OutboxProvider:

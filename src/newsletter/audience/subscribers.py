@@ -23,9 +23,9 @@ from sqlalchemy import (
     update,
 )
 
-from newsletter.addresses import address_hash, address_key, check_address
+from newsletter.audience.addresses import address_hash, address_key, check_address
+from newsletter.audience.segments import normalize_tag, segment_filter
 from newsletter.errors import SubscriberError
-from newsletter.segments import normalize_tag, segment_filter
 from newsletter.storage import (
     STATUSES,
     deliveries,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from newsletter.message import Message
+from newsletter.compose.message import Message
 
 
 class Status(StrEnum):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from newsletter.render import Rendered
+    from newsletter.compose.render import Rendered
 
 FIELDS = ("name", "email", "unsubscribe_url")
 TOKENS = {field: f"x-newsletter:{field}" for field in FIELDS}

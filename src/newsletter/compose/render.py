@@ -19,11 +19,11 @@ from urllib.parse import urljoin
 import jinja2
 from markupsafe import Markup
 
+from newsletter.compose.issue import Issue
+from newsletter.compose.markup import html_to_text, markdown_to_html, wrap
+from newsletter.compose.personalize import TOKENS, split_tokens
 from newsletter.config import Settings
 from newsletter.errors import TemplateError
-from newsletter.issue import Issue
-from newsletter.markup import html_to_text, markdown_to_html, wrap
-from newsletter.personalize import TOKENS, split_tokens
 from newsletter.workspace import default_templates_dir
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from newsletter.message import Message
-from newsletter.personalize import FIELDS, field_values, fill
+from newsletter.compose.message import Message
+from newsletter.compose.personalize import FIELDS, field_values, fill
 
 
 def shared_body(batch: Sequence[Message], tag: Callable[[str], str]) -> tuple[str, str] | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import tomlkit
 
-from newsletter.articles import (
+from newsletter.compose.articles import (
     ARTICLE_SUFFIXES,
     MARKDOWN_SUFFIXES,
     Article,
