@@ -15,6 +15,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -51,7 +52,34 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, NewsletterError
 
-STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
+
+class SubscriberStatus(StrEnum):
+    """Where a subscriber stands; only ACTIVE ones are sent to."""
+
+    PENDING = "pending"  # awaiting confirmation
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class DeliveryState(StrEnum):
+    """A ledger row's state: one issue to one recipient.
+
+    pending ──claim──▶ in_flight ──answer──▶ sent | failed | pending (retry later)
+       ▲                  │
+       └── release ───────┴─ no answer came back ──▶ uncertain ──(--retry-uncertain)──▶ pending
+    """
+
+    PENDING = "pending"  # still to send
+    IN_FLIGHT = "in_flight"  # claimed by a sender; its request may be on the wire
+    SENT = "sent"  # the provider accepted it
+    FAILED = "failed"  # the provider refused it, or it failed after every retry
+    SKIPPED = "skipped"  # left the list after the send started
+    UNCERTAIN = "uncertain"  # the request went out and no answer came back
+
+
+STATUSES = tuple(s.value for s in SubscriberStatus)
 DELIVERY_STATES = ("pending", "in_flight", "sent", "failed", "skipped")
 # Integer in SQLite (so it is the rowid), BigInteger elsewhere.
 Id = BigInteger().with_variant(Integer(), "sqlite")
