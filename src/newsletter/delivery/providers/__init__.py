@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import httpx
 
 from newsletter.config import ProviderSettings, Settings
+from newsletter.delivery.providers._http import make_client
 from newsletter.delivery.providers.base import Provider, SendResult, Status
 from newsletter.delivery.providers.mailgun import MailgunProvider
 from newsletter.delivery.providers.outbox import OutboxProvider
@@ -27,7 +28,15 @@ from newsletter.delivery.providers.resend import ResendProvider
 from newsletter.delivery.providers.sendgrid import SendGridProvider
 from newsletter.errors import ConfigError
 
-__all__ = ["PROVIDERS", "Provider", "SendResult", "Status", "api_key", "make_provider"]
+__all__ = [
+    "PROVIDERS",
+    "Provider",
+    "SendResult",
+    "Status",
+    "api_key",
+    "make_client",
+    "make_provider",
+]
 
 
 @dataclass(frozen=True)
