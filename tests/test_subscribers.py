@@ -19,9 +19,12 @@ from newsletter.audience.importing import ImportRejected, import_csv
 from newsletter.audience.segments import parse_segment
 from newsletter.audience.subscribers import (
     add_subscriber,
+    audience_where,
+    count_audience,
     count_subscribers,
     export_csv,
     get_subscriber,
+    iter_audience,
     iter_subscribers,
     remove_subscriber,
 )
@@ -36,6 +39,7 @@ from newsletter.storage import (
     schema_migrations,
     sends,
     subscribers,
+    transaction,
 )
 
 from conftest import write
@@ -330,6 +334,21 @@ def test_list_and_count_with_segments(engine: Engine) -> None:
     assert count_subscribers(engine, by="tag") == {"events": 2, "news": 3, "staff": 1}
     with pytest.raises(SubscriberError, match="no subscriber has the tag 'nope'"):
         emails(engine, segment="news and nope")
+
+
+def test_audience_is_the_active_list_or_its_segment(engine: Engine) -> None:
+    _tagged(engine)
+    remove_subscriber(engine, "c@example.org")
+    assert count_audience(engine, "") == 2
+    assert count_audience(engine, "news") == 2
+    assert count_audience(engine, "news and not staff") == 1
+    assert [s.email for s in iter_audience(engine, "news and not staff")] == ["a@example.org"]
+    with transaction(engine) as conn:
+        where = audience_where(conn, "events or staff")
+        chosen = conn.scalars(select(subscribers.c.email).where(*where)).all()
+    assert chosen == ["b@example.org"]
+    with pytest.raises(SubscriberError, match="no subscriber has the tag 'nope'"):
+        count_audience(engine, "nope")
 
 
 def test_paging_streams_everything(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:

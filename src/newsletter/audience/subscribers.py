@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     delete,
@@ -28,6 +29,7 @@ from newsletter.audience.segments import normalize_tag, segment_filter
 from newsletter.errors import SubscriberError
 from newsletter.storage import (
     STATUSES,
+    SubscriberStatus,
     deliveries,
     events,
     in_list,
@@ -223,25 +225,62 @@ def remove_subscriber(engine: Engine, email: str, *, erase: bool = False) -> str
 # --- reading the list ----------------------------------------------------------------------
 
 
-def _filters(conn: Connection, status: str | None, segment: str | None) -> list[Any]:
-    where: list[Any] = []
+def _status_clause(status: str) -> ColumnElement[bool]:
+    """The WHERE clause for one status; SubscriberError names the statuses there are."""
+    try:
+        return subscribers.c.status == check_status(status)
+    except ValueError as exc:
+        raise SubscriberError(str(exc)) from exc
+
+
+def _filters(
+    conn: Connection, status: str | None, segment: str | None
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
     if status:
-        try:
-            where.append(subscribers.c.status == check_status(status))
-        except ValueError as exc:
-            raise SubscriberError(str(exc)) from None
+        where.append(_status_clause(status))
     if segment:
         where.append(segment_filter(conn, segment))
     return where
+
+
+def audience_where(conn: Connection, segment: str) -> list[ColumnElement[bool]]:
+    """Who gets a send: active subscribers, or those of the segment ("" is the whole list).
+
+    The one definition of a send's audience: the ledger snapshots it, the dry run and the
+    plan count it. A segment naming a tag nobody has raises SubscriberError.
+    """
+    return _filters(conn, SubscriberStatus.ACTIVE, segment)
+
+
+def count_audience(engine: Engine, segment: str) -> int:
+    """How many subscribers a send to `segment` ("" for the whole list) would go to."""
+    with transaction(engine) as conn:
+        return _count(conn, audience_where(conn, segment))
+
+
+def _count(conn: Connection, where: Sequence[ColumnElement[bool]]) -> int:
+    return int(conn.scalar(select(func.count()).select_from(subscribers).where(*where)) or 0)
 
 
 def iter_subscribers(
     engine: Engine, *, status: str | None = None, segment: str | None = None
 ) -> Iterator[Subscriber]:
     """Every matching subscriber, a page at a time, so memory stays flat on any list."""
-    last = 0
     with transaction(engine) as conn:
         where = _filters(conn, status, segment)
+    return _pages(engine, where)
+
+
+def iter_audience(engine: Engine, segment: str) -> Iterator[Subscriber]:
+    """The subscribers of `audience_where`, a page at a time."""
+    with transaction(engine) as conn:
+        where = audience_where(conn, segment)
+    return _pages(engine, where)
+
+
+def _pages(engine: Engine, where: Sequence[ColumnElement[bool]]) -> Iterator[Subscriber]:
+    last = 0
     while True:
         with transaction(engine) as conn:
             rows = conn.execute(
@@ -295,8 +334,7 @@ def count_subscribers(
     with transaction(engine) as conn:
         where = _filters(conn, status, segment)
         if by is None:
-            total = conn.scalar(select(func.count()).select_from(subscribers).where(*where))
-            return {"total": int(total or 0)}
+            return {"total": _count(conn, where)}
         if by == "status":
             query = select(subscribers.c.status, func.count()).where(*where)
             rows = conn.execute(query.group_by(subscribers.c.status)).all()
