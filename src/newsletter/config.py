@@ -233,12 +233,12 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
     path = root / CONFIG_FILE
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: not found") from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: not found") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}: {exc}") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from exc
 
     problems: list[str] = []
     values: dict[str, Any] = {}
@@ -380,8 +380,8 @@ def _number(
     def check(value: Any, where: str) -> Any:
         try:
             number = kind(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{value!r} is not {what}") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not {what}") from exc
         if not (low < number if low_open else low <= number) or number > high:
             lowest = f"more than {low:g}" if low_open else f"at least {low:g}"
             raise ValueError(f"must be {lowest} and at most {high:g}")

@@ -36,7 +36,7 @@ def normalize_address(address: str) -> str:
     try:
         return str(validate_email(text, check_deliverability=False).normalized)
     except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from None
+        raise ValueError(str(exc)) from exc
 
 
 def check_address(address: str) -> str:
@@ -44,7 +44,7 @@ def check_address(address: str) -> str:
     try:
         return normalize_address(address)
     except ValueError as exc:
-        raise SubscriberError(f"invalid address {address!r}: {exc}") from None
+        raise SubscriberError(f"invalid address {address!r}: {exc}") from exc
 
 
 def address_key(address: str) -> str:

@@ -28,6 +28,7 @@ from sqlalchemy import (
 
 from newsletter.audience.addresses import address_hash, address_key, normalize_address
 from newsletter.audience.subscribers import EXPORT_ONLY, LEFT, check_status, check_tags, clean_name
+from newsletter.errors import ImportRejected as ImportRejected  # re-exported: its old home
 from newsletter.errors import SubscriberError
 from newsletter.storage import (
     bulk_insert,
@@ -70,15 +71,13 @@ class ImportReport:
             self.problems.append(Problem(line, email, reason))
 
 
-class ImportRejected(SubscriberError):
+def _rejected(report: ImportReport) -> ImportRejected:
     """Invalid rows without --skip-invalid: nothing was imported; the report says why."""
-
-    def __init__(self, report: ImportReport) -> None:
-        super().__init__(
-            f"{report.path}: {report.invalid} invalid row{'s' * (report.invalid != 1)}; "
-            "nothing was imported (fix them, or pass --skip-invalid to import the rest)"
-        )
-        self.report = report
+    return ImportRejected(
+        f"{report.path}: {report.invalid} invalid row{'s' * (report.invalid != 1)}; "
+        "nothing was imported (fix them, or pass --skip-invalid to import the rest)",
+        report,
+    )
 
 
 @dataclass
@@ -116,7 +115,7 @@ def import_csv(
     try:
         extra_tags = check_tags(tags)
     except ValueError as exc:
-        raise SubscriberError(str(exc)) from None
+        raise SubscriberError(str(exc)) from exc
     report = ImportReport(path=path, dry_run=dry_run)
     origin = source or f"import:{path.name}"
     try:
@@ -126,7 +125,7 @@ def import_csv(
                 for chunk in _chunks(_read_rows(path, encoding, extra_tags, report), CHUNK):
                     _import_chunk(conn, seen, chunk, origin, report)
                 if report.invalid and not skip_invalid:
-                    raise ImportRejected(report)
+                    raise _rejected(report)
                 if dry_run:
                     raise _Rollback
             finally:
@@ -167,10 +166,10 @@ def _read_rows(
 ) -> Iterator[_Row]:
     try:
         handle = open(path, encoding=encoding, newline="")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        raise SubscriberError(f"{path}: file not found") from None
-    except LookupError:
-        raise SubscriberError(f"--encoding {encoding!r} is not an encoding Python knows") from None
+    except FileNotFoundError as exc:
+        raise SubscriberError(f"{path}: file not found") from exc
+    except LookupError as exc:
+        raise SubscriberError(f"--encoding {encoding!r} is not an encoding Python knows") from exc
     with handle:
         try:
             reader = csv.reader(handle, dialect=_dialect(handle))
@@ -178,7 +177,7 @@ def _read_rows(
             raise SubscriberError(
                 f"{path}:1: not valid {encoding} text ({exc.reason}); "
                 "pass --encoding, e.g. --encoding latin-1"
-            ) from None
+            ) from exc
         try:
             header = next(reader, None)
             if header is None:
@@ -239,9 +238,9 @@ def _read_rows(
             raise SubscriberError(
                 f"{path}:{reader.line_num + 1}: not valid {encoding} text ({exc.reason}); "
                 "pass --encoding, e.g. --encoding latin-1"
-            ) from None
+            ) from exc
         except csv.Error as exc:
-            raise SubscriberError(f"{path}:{reader.line_num}: {exc}") from None
+            raise SubscriberError(f"{path}:{reader.line_num}: {exc}") from exc
 
 
 def _dialect(handle: TextIO) -> type[csv.Dialect]:

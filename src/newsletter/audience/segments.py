@@ -114,7 +114,7 @@ def _not(tokens: list[str], text: str) -> tuple[Node, list[str]]:
     try:
         return Tag(normalize_tag(head)), tokens[1:]
     except ValueError as exc:
-        raise SubscriberError(f"segment {text!r}: {exc}") from None
+        raise SubscriberError(f"segment {text!r}: {exc}") from exc
 
 
 def tags_in(node: Node) -> set[str]:

@@ -119,7 +119,7 @@ def add_subscriber(
         tag_list = check_tags(tags)
         status = check_status(status)
     except ValueError as exc:
-        raise SubscriberError(str(exc)) from None
+        raise SubscriberError(str(exc)) from exc
     if status not in ("active", "pending"):
         raise SubscriberError("a new subscriber is active or pending")
     key = address_key(address)

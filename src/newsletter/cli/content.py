@@ -50,7 +50,7 @@ def _parse_option_date(text: str) -> dt.date:
     try:
         return parse_date(text)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--date") from None
+        raise typer.BadParameter(str(exc), param_hint="--date") from exc
 
 
 @app.command()

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.audience.importing import ImportRejected, ImportReport, import_csv
+from newsletter.audience.importing import ImportReport, import_csv
 from newsletter.audience.subscribers import (
     add_subscriber,
     count_subscribers,
@@ -18,6 +18,7 @@ from newsletter.audience.subscribers import (
     remove_subscriber,
 )
 from newsletter.cli.base import Group, app, list_engine, show
+from newsletter.errors import ImportRejected
 from newsletter.files import atomic_text
 
 subscribers_app = typer.Typer(

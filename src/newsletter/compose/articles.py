@@ -60,14 +60,14 @@ def read_article(path: Path, drop_lines: Iterable[str] = ()) -> Article:
         )
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ContentError(f"{path}: article file not found") from None
-    except IsADirectoryError:
-        raise ContentError(f"{path}: is a folder, not an article file") from None
+    except FileNotFoundError as exc:
+        raise ContentError(f"{path}: article file not found") from exc
+    except IsADirectoryError as exc:
+        raise ContentError(f"{path}: is a folder, not an article file") from exc
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ContentError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise ContentError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     return reader(path, text.replace("\r\n", "\n").replace("\r", "\n"), tuple(drop_lines))
 
 
@@ -139,7 +139,7 @@ def _split_front_matter(path: Path, text: str) -> tuple[dict[str, Any], dict[str
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise FrontMatterError(f"{path}:{line}: broken front matter: {problem}") from None
+        raise FrontMatterError(f"{path}:{line}: broken front matter: {problem}") from exc
     if not isinstance(meta, dict):
         raise FrontMatterError(f"{path}:2: front matter must be 'key: value' lines")
     key_lines: dict[str, int] = {}
@@ -265,7 +265,7 @@ def read_text(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Articl
         try:
             date = parse_date(rest[0])
         except ValueError as exc:
-            raise ContentError(f"{path}:{_line_of(text, rest[0])}: {exc}") from None
+            raise ContentError(f"{path}:{_line_of(text, rest[0])}: {exc}") from exc
         rest = rest[1:]
     summary = author = None
     if len(rest) > 1:
@@ -332,7 +332,7 @@ def read_html(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Articl
         try:
             date = parse_date(date_text[:10] if re.match(r"\d{4}-", date_text) else date_text)
         except ValueError as exc:
-            raise ContentError(f"{path}: date: {exc}") from None
+            raise ContentError(f"{path}: date: {exc}") from exc
 
     inner = "".join(
         lxml_html.tostring(child, encoding="unicode") for child in container.iterchildren()

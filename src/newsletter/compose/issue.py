@@ -136,12 +136,12 @@ def load_issue(folder: Path, settings: Settings) -> Issue:
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ContentError(f"{path}: not found") from None
+    except FileNotFoundError as exc:
+        raise ContentError(f"{path}: not found") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ContentError(f"{path}: {exc}") from None
+        raise ContentError(f"{path}: {exc}") from exc
     except UnicodeDecodeError as exc:
-        raise ContentError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise ContentError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
 
 
 def _optional_text(

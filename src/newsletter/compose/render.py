@@ -128,11 +128,11 @@ def _render_one(env: jinja2.Environment, name: str, values: dict[str, Any]) -> s
         return env.get_template(name).render(values)
     except jinja2.TemplateNotFound as exc:
         where = " or ".join(str(p) for p in env.loader.searchpath)  # type: ignore[union-attr]
-        raise TemplateError(f"template '{exc.name}' not found in {where}") from None
+        raise TemplateError(f"template '{exc.name}' not found in {where}") from exc
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
+        raise TemplateError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from exc
     except jinja2.UndefinedError as exc:
-        raise TemplateError(f"{_template_line(exc, name)}: {exc.message}") from None
+        raise TemplateError(f"{_template_line(exc, name)}: {exc.message}") from exc
 
 
 def _template_line(exc: BaseException, name: str) -> str:
