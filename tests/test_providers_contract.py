@@ -15,8 +15,7 @@ from newsletter.compose.message import build_message
 from newsletter.compose.personalize import Recipient
 from newsletter.compose.render import Rendered
 from newsletter.config import ProviderSettings, Settings
-from newsletter.delivery.providers import Status, make_provider
-from newsletter.delivery.providers._http import make_client
+from newsletter.delivery.providers import Status, make_client, make_provider, provider_info
 from newsletter.delivery.test_copies import RetryPolicy, deliver, send_test
 from newsletter.errors import ConfigError, ProviderAuthError
 
@@ -197,6 +196,19 @@ def test_sandbox_uses_the_providers_test_mode(
         assert body.headers["x-postmark-server-token"] == "POSTMARK_API_TEST"
     if name == "mailgun":
         assert b'name="o:testmode"' in body.body
+
+
+def test_registry_states_each_adapters_own_facts(
+    settings: Settings, fake: FakeProvider, name: str
+) -> None:
+    info = provider_info(name)
+    with make_client(5.0) as client:
+        provider = make_provider(
+            configured(settings, name, fake.url), client=client, environ=env_for(name)
+        )
+    assert (info.max_batch, info.idempotent) == (provider.max_batch, provider.idempotent)
+    assert info.key_variable == KEY_VARIABLES[name]
+    assert 0 < info.request_budget <= 8_000_000 and info.default_rate > 0
 
 
 def test_unknown_provider(settings: Settings, issue_dir: Path) -> None:

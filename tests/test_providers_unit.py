@@ -15,9 +15,7 @@ from newsletter.compose.message import Message, build_message
 from newsletter.compose.personalize import Recipient
 from newsletter.compose.render import Rendered
 from newsletter.config import Settings
-from newsletter.delivery.providers import Status
-from newsletter.delivery.providers._http import error_text, make_client, retry_after
-from newsletter.delivery.providers.base import SendResult
+from newsletter.delivery.providers import SendResult, Status, make_client
 from newsletter.delivery.providers.mailgun import MailgunProvider
 from newsletter.delivery.providers.postmark import PostmarkProvider
 from newsletter.delivery.providers.resend import ResendProvider, idempotency_key
@@ -152,6 +150,14 @@ def test_sendgrid_400_blames_one_personalization(settings: Settings) -> None:
     assert "personalizations.1.to.0.email" in results[1].reason
 
 
+def test_sendgrid_blames_by_field_not_by_wording(settings: Settings) -> None:
+    error = {"errors": [{"message": "see personalizations.1 docs", "field": None}]}
+    results = SendGridProvider(client(Recorder(httpx.Response(400, json=error))), "k").send(
+        messages(settings, "a@example.org", "b@example.org")
+    )
+    assert [r.status for r in results] == [Status.REJECTED] * 2
+
+
 def test_sendgrid_sandbox_answers_200(settings: Settings) -> None:
     recorder = Recorder(httpx.Response(200))
     provider = SendGridProvider(client(recorder), "k", sandbox=True)
@@ -254,6 +260,11 @@ def test_resend_concurrent_idempotent_request_is_retried(settings: Settings) -> 
     recorder = Recorder(httpx.Response(409, json=busy))
     (result,) = ResendProvider(client(recorder), "re_k").send(messages(settings, "a@example.org"))
     assert result.status is Status.RETRY
+    other = {**busy, "name": "invalid_idempotent_request", "message": busy["name"]}
+    (result,) = ResendProvider(client(Recorder(httpx.Response(409, json=other))), "re_k").send(
+        messages(settings, "a@example.org")
+    )
+    assert result.status is Status.REJECTED  # decided by the error's name, not its wording
 
 
 # --- shared HTTP handling ------------------------------------------------------------------
@@ -273,10 +284,7 @@ def test_resend_concurrent_idempotent_request_is_retried(settings: Settings) -> 
 def test_transport_failures_and_statuses(
     settings: Settings, answer: httpx.Response | Exception, status: Status
 ) -> None:
-    (result,) = PostmarkProvider(client(Recorder(answer)), "t").send(
-        messages(settings, "a@example.org")
-    )
-    assert result.status is status
+    assert answer_one(settings, answer).status is status
 
 
 def test_auth_failure_names_variable_and_hides_key(settings: Settings) -> None:
@@ -296,7 +304,27 @@ def test_auth_failure_names_variable_and_hides_key(settings: Settings) -> None:
     assert "mg-secret-key" not in str(info.value) and "YXBp" not in str(info.value)
 
 
-def test_retry_after_forms() -> None:
+def answer_one(settings: Settings, answer: httpx.Response | Exception) -> SendResult:
+    """What the Postmark adapter makes of `answer` to a one-message batch."""
+    (result,) = PostmarkProvider(client(Recorder(answer)), "t").send(
+        messages(settings, "a@example.org")
+    )
+    return result
+
+
+@pytest.fixture
+def retry_after(settings: Settings) -> Callable[[httpx.Response], float | None]:
+    """How long the shared HTTP code tells an adapter to wait after a response."""
+    return lambda response: answer_one(settings, response).retry_after
+
+
+@pytest.fixture
+def error_text(settings: Settings) -> Callable[[httpx.Response], str]:
+    """The provider's own words, as an adapter quotes them after "HTTP <status>: "."""
+    return lambda r: answer_one(settings, r).reason.partition(f"HTTP {r.status_code}: ")[2]
+
+
+def test_retry_after_forms(retry_after: Callable[[httpx.Response], float | None]) -> None:
     assert retry_after(httpx.Response(429, headers={"Retry-After": "7"})) == 7.0
     date = httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
     assert retry_after(date) == 0.0  # in the past
@@ -305,7 +333,7 @@ def test_retry_after_forms() -> None:
     assert retry_after(httpx.Response(429)) is None
 
 
-def test_error_text_shapes() -> None:
+def test_error_text_shapes(error_text: Callable[[httpx.Response], str]) -> None:
     assert error_text(httpx.Response(422, json={"ErrorCode": 300, "Message": "Bad"})) == (
         "Bad (300)"
     )
@@ -375,8 +403,7 @@ def test_deliver_stops_when_asked_to_wait_too_long(settings: Settings) -> None:
 def test_spliced_bodies_equal_plain_encoding(settings: Settings, name: str) -> None:
     import orjson
 
-    from newsletter.delivery.providers._splice import Splicer
-    from newsletter.delivery.providers.postmark import build_item, build_request
+    from newsletter.delivery.providers.postmark import build_request
 
     rendered = Rendered(
         subject="S",
@@ -392,7 +419,8 @@ def test_spliced_bodies_equal_plain_encoding(settings: Settings, name: str) -> N
         )
         for n in range(3)
     ]
-    spliced = Splicer().encode(
-        batch, lambda m, n: build_item(m, "broadcast"), "HtmlBody", "TextBody"
-    )
+    # What the Postmark adapter puts on the wire, spliced from the issue's escaped parts.
+    recorder = Recorder(httpx.Response(200, json=[{"ErrorCode": 0, "MessageID": "x"}] * 3))
+    PostmarkProvider(client(recorder), "t", message_stream="broadcast").send(batch)
+    spliced = recorder.requests[0].read()
     assert spliced == orjson.dumps(build_request(batch, "broadcast"))

@@ -8,107 +8,77 @@
 
 Each adapter turns Messages into its provider's documented request and classifies the
 answer (sent / retry / rejected) and nothing else; batching across calls, retries and the
-ledger belong to the caller.
+ledger belong to the caller. Each adapter module states its provider's facts as constants
+(key variable, batch size, request budget, default rate, idempotency) with the doc they
+come from, and `PROVIDERS` is built from those constants alone, so each fact has one home.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import httpx
 
 from newsletter.config import ProviderSettings, Settings
+from newsletter.delivery.providers import mailgun, outbox, postmark, resend, sendgrid
 from newsletter.delivery.providers._http import make_client
-from newsletter.delivery.providers.base import Provider, SendResult, Status
-from newsletter.delivery.providers.mailgun import MailgunProvider
-from newsletter.delivery.providers.outbox import OutboxProvider
-from newsletter.delivery.providers.postmark import PostmarkProvider
-from newsletter.delivery.providers.resend import ResendProvider
-from newsletter.delivery.providers.sendgrid import SendGridProvider
+from newsletter.delivery.providers.base import Options, Provider, SendResult, Status
 from newsletter.errors import ConfigError
 
 __all__ = [
     "PROVIDERS",
+    "Options",
     "Provider",
+    "ProviderInfo",
     "SendResult",
     "Status",
     "api_key",
     "make_client",
     "make_provider",
+    "provider_info",
 ]
 
 
 @dataclass(frozen=True)
-class Options:
-    """What a factory gets besides the settings."""
-
-    client: httpx.Client
-    key: str
-    sandbox: bool
-    idempotency_scope: str
-
-
-@dataclass(frozen=True)
 class ProviderInfo:
+    """What the rest of the pipeline may know about a provider before making one."""
+
     key_variable: str  # the provider's conventional environment variable; "" needs none
     create: Callable[[Settings, Options], Provider]
-    # A conservative default rate, in messages per second, for sends to the list.
-    default_rate: float
+    default_rate: float  # a conservative default, in messages a second, for sends to the list
     max_batch: int  # messages per request, from the provider's documentation
+    request_budget: int  # bytes one request should carry at most
+    idempotent: bool  # True when sending a batch again cannot deliver it twice
 
 
-def _mailgun(settings: Settings, o: Options) -> Provider:
-    p = settings.provider
-    if not p.domain:
-        raise ConfigError(
-            "Mailgun needs the sending domain: set [provider] domain in newsletter.toml "
-            "or NEWSLETTER_PROVIDER_DOMAIN"
-        )
-    return MailgunProvider(
-        o.client, o.key, domain=p.domain, region=p.region, base_url=p.base_url, sandbox=o.sandbox
+class _Adapter(Protocol):
+    """The constants and factory every adapter module defines (a module fits structurally)."""
+
+    NAME: str
+    KEY_VARIABLE: str
+    MAX_BATCH: int
+    REQUEST_BUDGET: int
+    DEFAULT_RATE: float
+    IDEMPOTENT: bool
+
+    def create(self, settings: Settings, options: Options) -> Provider: ...
+
+
+def _info(adapter: _Adapter) -> ProviderInfo:
+    return ProviderInfo(
+        key_variable=adapter.KEY_VARIABLE,
+        create=adapter.create,
+        default_rate=adapter.DEFAULT_RATE,
+        max_batch=adapter.MAX_BATCH,
+        request_budget=adapter.REQUEST_BUDGET,
+        idempotent=adapter.IDEMPOTENT,
     )
 
 
-PROVIDERS: dict[str, ProviderInfo] = {
-    "outbox": ProviderInfo(
-        "", lambda s, o: OutboxProvider(s.state_dir / "outbox"), 1000.0, OutboxProvider.max_batch
-    ),
-    "postmark": ProviderInfo(
-        "POSTMARK_SERVER_TOKEN",
-        lambda s, o: PostmarkProvider(
-            o.client,
-            o.key,
-            base_url=s.provider.base_url,
-            message_stream=s.provider.message_stream,
-            sandbox=o.sandbox,
-        ),
-        50.0,
-        PostmarkProvider.max_batch,
-    ),
-    "sendgrid": ProviderInfo(
-        "SENDGRID_API_KEY",
-        lambda s, o: SendGridProvider(
-            o.client, o.key, base_url=s.provider.base_url, sandbox=o.sandbox
-        ),
-        50.0,
-        SendGridProvider.max_batch,
-    ),
-    "mailgun": ProviderInfo("MAILGUN_API_KEY", _mailgun, 50.0, MailgunProvider.max_batch),
-    "resend": ProviderInfo(
-        "RESEND_API_KEY",
-        lambda s, o: ResendProvider(
-            o.client,
-            o.key,
-            base_url=s.provider.base_url,
-            sandbox=o.sandbox,
-            idempotency_scope=o.idempotency_scope,
-        ),
-        # Resend allows 2 requests a second per team by default; 100 emails a request.
-        100.0,
-        ResendProvider.max_batch,
-    ),
-}
+_ADAPTERS: tuple[_Adapter, ...] = (outbox, postmark, sendgrid, mailgun, resend)
+PROVIDERS: dict[str, ProviderInfo] = {adapter.NAME: _info(adapter) for adapter in _ADAPTERS}
 
 
 def provider_info(name: str) -> ProviderInfo:

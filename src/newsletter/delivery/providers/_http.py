@@ -1,8 +1,10 @@
 """HTTP shared by the provider adapters: one client per run, and reading the answer.
 
-Every foreign error stops here: adapters get a `Reply` (a response to parse, or a verdict
-for the whole batch), and nothing outside providers/ sees an httpx exception. Keys are
-redacted from every text that leaves this module.
+Every foreign error stops here: adapters get a `Reply` holding the provider's `Answer`
+(status, the JSON body parsed once, headers) and, unless it is a 2xx to read, the verdict
+for the whole batch; nothing outside providers/ sees an httpx exception. Adapters read
+their quirks from the parsed answer, never from the prose made of it. Keys are redacted
+from every text that leaves this module.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,10 +59,34 @@ class Secrets:
 
 
 @dataclass(frozen=True)
-class Reply:
-    """A 2xx response to parse, or `results` deciding the whole batch."""
+class Answer:
+    """What the provider said, read once: adapters decide from this, never from prose.
 
-    response: httpx.Response | None
+    `body` is the JSON document when the answer is JSON, else None; `excerpt` is a short
+    one-line rendering of the raw answer for messages ("text/html: <html>..."), keys
+    redacted.
+    """
+
+    status: int
+    body: Any
+    excerpt: str
+    headers: httpx.Headers
+
+    @classmethod
+    def read(cls, response: httpx.Response, secrets: Secrets) -> Answer:
+        said = secrets.redact(excerpt(response))
+        return cls(response.status_code, _parse(response), said, response.headers)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Who answered, their answer (None when none came), and the verdict for the batch.
+
+    `results` is None exactly when the answer is a 2xx for the adapter to read.
+    """
+
+    provider: str
+    answer: Answer | None
     results: list[SendResult] | None = None
 
 
@@ -94,24 +120,25 @@ def exchange(
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         # The request never reached the provider: safe to send again.
         reason = secrets.redact(f"could not connect to {provider}: {exc or type(exc).__name__}")
-        return Reply(None, same_result(batch, Status.RETRY, reason))
+        return Reply(provider, None, same_result(batch, Status.RETRY, reason))
     except httpx.TimeoutException as exc:
         reason = f"{provider} did not answer in time ({type(exc).__name__}); it may have sent"
-        return Reply(None, same_result(batch, Status.UNCERTAIN, reason))
+        return Reply(provider, None, same_result(batch, Status.UNCERTAIN, reason))
     except httpx.TransportError as exc:
         reason = secrets.redact(
             f"the connection to {provider} broke before its answer ({exc or type(exc).__name__});"
             " it may have sent"
         )
-        return Reply(None, same_result(batch, Status.UNCERTAIN, reason))
+        return Reply(provider, None, same_result(batch, Status.UNCERTAIN, reason))
     # A read httpx.Response and its stream refer to each other, so the request (and its
     # body, megabytes for a batch) waits for the cycle collector; swapping the finished
     # stream for a plain one lets reference counting free them as soon as we are done.
     response.stream = httpx.ByteStream(response.content)
-    status = response.status_code
+    answer = Answer.read(response, secrets)
+    status = answer.status
     if 200 <= status < 300:
-        return Reply(response)
-    said = secrets.redact(error_text(response))
+        return Reply(provider, answer)
+    said = secrets.redact(error_text(answer))
     if status in (401, 403):
         raise ProviderAuthError(
             f"{provider} rejected the API key (HTTP {status}: {said}); {key_hint}",
@@ -121,16 +148,30 @@ def exchange(
         )
     if status in (408, 429) or status >= 500:
         reason = f"{provider} answered HTTP {status}: {said}"
-        return Reply(None, same_result(batch, Status.RETRY, reason, retry_after(response)))
-    return Reply(None, same_result(batch, Status.REJECTED, f"{provider}: HTTP {status}: {said}"))
+        wait = retry_after(answer.headers)
+        return Reply(provider, answer, same_result(batch, Status.RETRY, reason, wait))
+    reason = f"{provider}: HTTP {status}: {said}"
+    return Reply(provider, answer, same_result(batch, Status.REJECTED, reason))
 
 
-def error_text(response: httpx.Response) -> str:
+def finish(
+    reply: Reply, batch: Sequence[Message], read: Callable[[Answer], list[SendResult] | None]
+) -> list[SendResult]:
+    """How every adapter ends, so that none of them can forget a case.
+
+    The verdict `exchange` reached for the whole batch, else what `read` makes of the 2xx
+    answer, else "unreadable" when `read` does not recognise it (returns None).
+    """
+    if reply.results is not None:
+        return reply.results
+    assert reply.answer is not None  # exchange gives a verdict whenever no answer came
+    results = read(reply.answer)
+    return unreadable(reply.provider, reply.answer, batch) if results is None else results
+
+
+def error_text(answer: Answer) -> str:
     """The provider's own explanation, whichever of their error shapes it comes in."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = answer.body
     if isinstance(body, dict):
         errors = body.get("errors")
         if isinstance(errors, list) and errors:  # SendGrid: message and the field at fault
@@ -144,7 +185,21 @@ def error_text(response: httpx.Response) -> str:
             if isinstance(body.get(key), str):
                 code = body.get("ErrorCode", body.get("name"))
                 return (f"{body[key]} ({code})" if code not in (None, 0) else body[key])[:EXCERPT]
-    return excerpt(response)
+    return answer.excerpt
+
+
+def _parse(response: httpx.Response) -> Any:
+    """The JSON document, whatever the content type says, or None when it is not JSON.
+
+    Error answers are read whatever they are labelled (some proxies and providers call
+    JSON text/plain); a 2xx must be labelled JSON, as each provider documents.
+    """
+    if 200 <= response.status_code < 300 and "json" not in response.headers.get("content-type", ""):
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def excerpt(response: httpx.Response) -> str:
@@ -153,28 +208,18 @@ def excerpt(response: httpx.Response) -> str:
     return f"{kind}: {text}"
 
 
-def unreadable(provider: str, response: httpx.Response, batch: Sequence[Message]) -> Reply:
+def unreadable(provider: str, answer: Answer, batch: Sequence[Message]) -> list[SendResult]:
     """A 2xx answer we cannot read: most often base_url points at the wrong server."""
     reason = (
-        f"{provider} answered HTTP {response.status_code} with something other than the "
-        f"JSON it documents (is base_url right?): {excerpt(response)}"
+        f"{provider} answered HTTP {answer.status} with something other than the "
+        f"JSON it documents (is base_url right?): {answer.excerpt}"
     )
-    return Reply(None, same_result(batch, Status.REJECTED, reason))
+    return same_result(batch, Status.REJECTED, reason)
 
 
-def json_body(response: httpx.Response) -> Any:
-    """The parsed JSON, or None when the answer is not JSON."""
-    if "json" not in response.headers.get("content-type", ""):
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(headers: httpx.Headers) -> float | None:
     """Seconds to wait, from Retry-After (seconds or HTTP date) or a rate-limit reset."""
-    value = response.headers.get("retry-after")
+    value = headers.get("retry-after")
     if value:
         try:
             return max(0.0, float(value))
@@ -184,10 +229,10 @@ def retry_after(response: httpx.Response) -> float | None:
             except (TypeError, ValueError):
                 return None
             return max(0.0, when.timestamp() - time.time())
-    reset = response.headers.get("ratelimit-reset")  # Resend: seconds until reset
+    reset = headers.get("ratelimit-reset")  # Resend: seconds until reset
     if reset and reset.replace(".", "", 1).isdigit():
         return float(reset)
-    reset = response.headers.get("x-ratelimit-reset")  # SendGrid: a Unix time
+    reset = headers.get("x-ratelimit-reset")  # SendGrid: a Unix time
     if reset and reset.isdigit():
         return max(0.0, int(reset) - time.time())
     return None

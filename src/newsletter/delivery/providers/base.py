@@ -1,4 +1,8 @@
-"""What every provider is: a name, a batch size, and send(batch) -> one result per message."""
+"""What every provider is: a name, a batch size, and send(batch) -> one result per message.
+
+Also what a provider module's `create` factory is given besides the settings (`Options`),
+so that each adapter module can build its own provider.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+
+import httpx
 
 from newsletter.compose.message import Message
 
@@ -38,6 +44,16 @@ class Provider(Protocol):
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
         """Send up to max_batch messages; exactly one result per message, in order."""
         ...
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a provider factory gets besides the settings."""
+
+    client: httpx.Client
+    key: str
+    sandbox: bool
+    idempotency_scope: str
 
 
 def same_result(

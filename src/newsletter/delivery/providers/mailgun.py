@@ -14,13 +14,27 @@ from collections.abc import Sequence
 import httpx
 
 from newsletter.compose.message import Message
-from newsletter.delivery.providers._http import Secrets, exchange, json_body, unreadable
+from newsletter.config import Settings
+from newsletter.delivery.providers._http import Secrets, exchange, finish
 from newsletter.delivery.providers._merge import merge_values, shared_body
-from newsletter.delivery.providers.base import SendResult, Status
+from newsletter.delivery.providers.base import Options, SendResult, Status
+from newsletter.errors import ConfigError
 
+# Facts from the batch sending page above and the sending page
+# (https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/send-http);
+# the registry in providers/__init__.py is built from them.
+NAME = "mailgun"
 BASE_URLS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
+KEY_VARIABLE = "MAILGUN_API_KEY"  # sent as HTTP Basic api:<key>
 MAX_BATCH = 1000  # recipients per batch send
-KEY_HINT = "set MAILGUN_API_KEY or NEWSLETTER_API_KEY to a Mailgun API key"
+# Bytes one request should carry at most: a message may be 25 MB (sending page); 8 MB
+# stays well under it.
+REQUEST_BUDGET = 8_000_000
+# Messages a second to the list: Mailgun publishes no number, only 429 "try again after"
+# (responses page); a conservative start that settings can raise.
+DEFAULT_RATE = 50.0
+IDEMPOTENT = False  # no idempotency key is documented: a request sent again may deliver twice
+KEY_HINT = f"set {KEY_VARIABLE} or NEWSLETTER_API_KEY to a Mailgun API key"
 # Headers that differ per recipient travel as recipient-variables (%recipient.h:Name%).
 PER_RECIPIENT_HEADERS = ("Message-ID", "List-Unsubscribe")
 
@@ -69,10 +83,27 @@ def parse_response(batch: Sequence[Message], body: object) -> list[SendResult] |
     return [SendResult(m.recipient.email, Status.SENT, body["id"]) for m in batch]
 
 
+def create(settings: Settings, options: Options) -> MailgunProvider:
+    p = settings.provider
+    if not p.domain:
+        raise ConfigError(
+            "Mailgun needs the sending domain: set [provider] domain in newsletter.toml "
+            "or NEWSLETTER_PROVIDER_DOMAIN"
+        )
+    return MailgunProvider(
+        options.client,
+        options.key,
+        domain=p.domain,
+        region=p.region,
+        base_url=p.base_url,
+        sandbox=options.sandbox,
+    )
+
+
 class MailgunProvider:
-    name = "mailgun"
+    name = NAME
     max_batch = MAX_BATCH
-    idempotent = False
+    idempotent = IDEMPOTENT
 
     def __init__(
         self,
@@ -116,10 +147,4 @@ class MailgunProvider:
             files=build_request(batch, sandbox=self.sandbox),
             auth=("api", self.key),
         )
-        if reply.results is not None:
-            return reply.results
-        assert reply.response is not None
-        results = parse_response(batch, json_body(reply.response))
-        if results is None:
-            return unreadable("Mailgun", reply.response, batch).results or []
-        return results
+        return finish(reply, batch, lambda answer: parse_response(batch, answer.body))

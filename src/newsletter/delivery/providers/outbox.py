@@ -17,14 +17,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter.compose.message import Message, to_bytes, to_mime
-from newsletter.delivery.providers.base import SendResult, Status
+from newsletter.config import Settings
+from newsletter.delivery.providers.base import Options, SendResult, Status
 from newsletter.files import write_atomic
+
+# The same facts every adapter states, for the registry in providers/__init__.py.
+NAME = "outbox"
+KEY_VARIABLE = ""  # no key: nothing leaves the machine
+MAX_BATCH = 500  # no limit of its own
+# No request is made; the same budget lets the engine size outbox batches as it does for
+# the HTTP providers, so a try-out behaves like the real send.
+REQUEST_BUDGET = 8_000_000
+DEFAULT_RATE = 1000.0  # messages a second: no provider to be polite to
+IDEMPOTENT = False  # a batch written again is a second copy of each file
+
+
+def create(settings: Settings, options: Options) -> OutboxProvider:
+    return OutboxProvider(settings.state_dir / "outbox")
 
 
 class OutboxProvider:
-    name = "outbox"
-    max_batch = 500
-    idempotent = False
+    name = NAME
+    max_batch = MAX_BATCH
+    idempotent = IDEMPOTENT
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

@@ -13,14 +13,26 @@ from typing import Any
 import httpx
 
 from newsletter.compose.message import Message
-from newsletter.delivery.providers._http import Reply, Secrets, exchange, json_body, unreadable
+from newsletter.config import Settings
+from newsletter.delivery.providers._http import Secrets, exchange, finish
 from newsletter.delivery.providers._splice import Splicer
-from newsletter.delivery.providers.base import SendResult, Status
+from newsletter.delivery.providers.base import Options, SendResult, Status
 
+# Facts from https://postmarkapp.com/developer/api/overview (API overview) and the batch
+# page above; the registry in providers/__init__.py is built from them.
+NAME = "postmark"
 BASE_URL = "https://api.postmarkapp.com"
+KEY_VARIABLE = "POSTMARK_SERVER_TOKEN"  # a server token, sent as X-Postmark-Server-Token
 MAX_BATCH = 500  # "up to 500 messages" per /email/batch call
+# Bytes one request should carry at most: Postmark takes 50 MB a batch and 10 MB a message
+# (the overview's HTTP 413); 8 MB keeps a batch of big messages well under both.
+REQUEST_BUDGET = 8_000_000
+# Messages a second to the list: Postmark publishes no number, only that it may answer
+# 429 (overview); a conservative start that settings can raise.
+DEFAULT_RATE = 50.0
+IDEMPOTENT = False  # no idempotency key is documented: a batch sent again may deliver twice
 TEST_TOKEN = "POSTMARK_API_TEST"  # validates without delivering
-KEY_HINT = "set POSTMARK_SERVER_TOKEN or NEWSLETTER_API_KEY to a server token"
+KEY_HINT = f"set {KEY_VARIABLE} or NEWSLETTER_API_KEY to a server token"
 # ErrorCodes worth retrying; 429 "rate limit exceeded" can also come back per item.
 RETRY_CODES = {429}
 
@@ -66,10 +78,20 @@ def parse_response(batch: Sequence[Message], body: Any) -> list[SendResult] | No
     return results
 
 
+def create(settings: Settings, options: Options) -> PostmarkProvider:
+    return PostmarkProvider(
+        options.client,
+        options.key,
+        base_url=settings.provider.base_url,
+        message_stream=settings.provider.message_stream,
+        sandbox=options.sandbox,
+    )
+
+
 class PostmarkProvider:
-    name = "postmark"
+    name = NAME
     max_batch = MAX_BATCH
-    idempotent = False
+    idempotent = IDEMPOTENT
 
     def __init__(
         self,
@@ -88,7 +110,7 @@ class PostmarkProvider:
         self.splicer = Splicer()
 
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
-        reply: Reply = exchange(
+        reply = exchange(
             self.client,
             "POST",
             self.url,
@@ -108,10 +130,4 @@ class PostmarkProvider:
                 "Content-Type": "application/json",
             },
         )
-        if reply.results is not None:
-            return reply.results
-        assert reply.response is not None
-        results = parse_response(batch, json_body(reply.response))
-        if results is None:
-            return unreadable("Postmark", reply.response, batch).results or []
-        return results
+        return finish(reply, batch, lambda answer: parse_response(batch, answer.body))

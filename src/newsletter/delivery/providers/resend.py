@@ -16,14 +16,30 @@ from typing import Any
 import httpx
 
 from newsletter.compose.message import Message
-from newsletter.delivery.providers._http import Secrets, exchange, json_body, unreadable
+from newsletter.config import Settings
+from newsletter.delivery.providers._http import Reply, Secrets, exchange, finish
 from newsletter.delivery.providers._splice import Splicer
-from newsletter.delivery.providers.base import SendResult, Status
+from newsletter.delivery.providers.base import Options, SendResult, Status
 
+# Facts from the pages above and https://resend.com/docs/api-reference (with its
+# rate-limit and errors pages); the registry in providers/__init__.py is built from them.
+NAME = "resend"
 BASE_URL = "https://api.resend.com"
+KEY_VARIABLE = "RESEND_API_KEY"  # an API key (re_...), sent as Authorization: Bearer
 MAX_BATCH = 100  # "up to 100 batch emails at once"
-KEY_HINT = "set RESEND_API_KEY or NEWSLETTER_API_KEY to a Resend API key (re_...)"
+# Bytes one request should carry at most: Resend documents no request limit of its own
+# (40 MB a message is only said by third parties), so 8 MB, like the others.
+REQUEST_BUDGET = 8_000_000
+# Messages a second to the list: 2 requests a second per team by default (rate-limit page),
+# 100 emails a request.
+DEFAULT_RATE = 100.0
+IDEMPOTENT = True  # an Idempotency-Key per batch: a resent batch returns the first answer
+KEY_HINT = f"set {KEY_VARIABLE} or NEWSLETTER_API_KEY to a Resend API key (re_...)"
 SANDBOX_ADDRESS = "delivered+{n}@resend.dev"  # Resend's test inbox: accepted, never delivered
+# 409 while a request with the same Idempotency-Key is still being processed (errors page):
+# nothing was decided yet, so it is worth asking again shortly.
+IN_FLIGHT = "concurrent_idempotent_requests"
+IN_FLIGHT_WAIT = 1.0
 
 
 def idempotency_key(scope: str, batch: Sequence[Message]) -> str:
@@ -79,10 +95,33 @@ def parse_response(batch: Sequence[Message], body: Any) -> list[SendResult] | No
     return results
 
 
+def in_flight(reply: Reply) -> list[SendResult] | None:
+    """RETRY for the whole batch if Resend says the same batch is still in flight."""
+    answer = reply.answer
+    if reply.results is None or answer is None or answer.status != 409:
+        return None
+    if not isinstance(answer.body, dict) or answer.body.get("name") != IN_FLIGHT:
+        return None
+    return [
+        SendResult(r.email, Status.RETRY, reason=r.reason, retry_after=IN_FLIGHT_WAIT)
+        for r in reply.results
+    ]
+
+
+def create(settings: Settings, options: Options) -> ResendProvider:
+    return ResendProvider(
+        options.client,
+        options.key,
+        base_url=settings.provider.base_url,
+        sandbox=options.sandbox,
+        idempotency_scope=options.idempotency_scope,
+    )
+
+
 class ResendProvider:
-    name = "resend"
+    name = NAME
     max_batch = MAX_BATCH
-    idempotent = True  # an Idempotency-Key per batch
+    idempotent = IDEMPOTENT
 
     def __init__(
         self,
@@ -123,16 +162,7 @@ class ResendProvider:
                 "x-batch-validation": "permissive",
             },
         )
-        if reply.results is not None:
-            # 409 concurrent_idempotent_requests: the same batch is still in flight.
-            if reply.results and "concurrent_idempotent_requests" in reply.results[0].reason:
-                return [
-                    SendResult(r.email, Status.RETRY, reason=r.reason, retry_after=1.0)
-                    for r in reply.results
-                ]
-            return reply.results
-        assert reply.response is not None
-        results = parse_response(batch, json_body(reply.response))
-        if results is None:
-            return unreadable("Resend", reply.response, batch).results or []
-        return results
+        busy = in_flight(reply)
+        if busy is not None:
+            return busy
+        return finish(reply, batch, lambda answer: parse_response(batch, answer.body))

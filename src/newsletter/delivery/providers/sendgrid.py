@@ -8,7 +8,6 @@ an empty body and an X-Message-Id header (200 in sandbox mode).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from email.utils import parseaddr
 from typing import Any
@@ -17,14 +16,27 @@ import httpx
 import orjson
 
 from newsletter.compose.message import Message
-from newsletter.delivery.providers._http import Secrets, exchange, unreadable
+from newsletter.config import Settings
+from newsletter.delivery.providers._http import Answer, Reply, Secrets, exchange, finish
 from newsletter.delivery.providers._merge import merge_values, shared_body
-from newsletter.delivery.providers.base import SendResult, Status
+from newsletter.delivery.providers.base import Options, SendResult, Status
 
+# Facts from the Mail Send reference above, its limitations page
+# (https://docs.sendgrid.com/api-reference/mail-send/limitations) and the rate limits page
+# (https://twilio.com/docs/sendgrid/api-reference/how-to-use-the-sendgrid-v3-api/rate-limits);
+# the registry in providers/__init__.py is built from them.
+NAME = "sendgrid"
 BASE_URL = "https://api.sendgrid.com"
+KEY_VARIABLE = "SENDGRID_API_KEY"  # an API key with Mail Send access, sent as Bearer
 MAX_BATCH = 1000  # personalizations maxItems, and at most 1000 recipients per request
-KEY_HINT = "set SENDGRID_API_KEY or NEWSLETTER_API_KEY to an API key with Mail Send access"
-_PERSONALIZATION = re.compile(r"personalizations\.(\d+)")
+# Bytes one request should carry at most: "the total size of your email, including
+# attachments, must be less than 30MB" (limitations); 8 MB stays well under it.
+REQUEST_BUDGET = 8_000_000
+# Messages a second to the list: no number is published for mail/send, only 429 with
+# X-RateLimit-Reset (rate limits); a conservative start that settings can raise.
+DEFAULT_RATE = 50.0
+IDEMPOTENT = False  # no idempotency key is documented: a request sent again may deliver twice
+KEY_HINT = f"set {KEY_VARIABLE} or NEWSLETTER_API_KEY to an API key with Mail Send access"
 
 
 def tag(field: str) -> str:
@@ -74,20 +86,37 @@ def build_request(
 
 
 def parse_response(
-    batch: Sequence[Message], response: httpx.Response, sandbox: bool
+    batch: Sequence[Message], answer: Answer, sandbox: bool
 ) -> list[SendResult] | None:
     """202 Accepted (200 in sandbox mode) with X-Message-Id; anything else is not SendGrid."""
-    if response.status_code != 202 and not (sandbox and response.status_code == 200):
+    if answer.status != 202 and not (sandbox and answer.status == 200):
         return None
-    message_id = response.headers.get("x-message-id", "")
+    message_id = answer.headers.get("x-message-id", "")
     return [SendResult(m.recipient.email, Status.SENT, message_id) for m in batch]
 
 
-def blame(batch: Sequence[Message], results: list[SendResult]) -> list[SendResult]:
-    """A 400 names the personalizations at fault; the others are sent again without them."""
-    bad = {int(n) for r in results[:1] for n in _PERSONALIZATION.findall(r.reason)}
+def blamed(body: Any) -> set[int]:
+    """The personalizations a refusal names: each error's `field` is a path into the
+    request, such as "personalizations.3.to.0.email" (Mail Send, 400 responses)."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    bad = set()
+    for error in errors if isinstance(errors, list) else []:
+        field = error.get("field") if isinstance(error, dict) else None
+        parts = field.split(".") if isinstance(field, str) else []
+        if len(parts) > 1 and parts[0] == "personalizations" and parts[1].isdigit():
+            bad.add(int(parts[1]))
+    return bad
+
+
+def blame(batch: Sequence[Message], reply: Reply) -> list[SendResult] | None:
+    """A refusal that names the personalizations at fault: the others are sent again
+    without them. None when the reply is not such a refusal."""
+    results, answer = reply.results, reply.answer
+    if not results or answer is None or results[0].status is not Status.REJECTED:
+        return None
+    bad = blamed(answer.body)
     if not bad or any(n >= len(batch) for n in bad):
-        return results
+        return None
     return [
         r
         if i in bad
@@ -97,10 +126,16 @@ def blame(batch: Sequence[Message], results: list[SendResult]) -> list[SendResul
     ]  # fmt: skip
 
 
+def create(settings: Settings, options: Options) -> SendGridProvider:
+    return SendGridProvider(
+        options.client, options.key, base_url=settings.provider.base_url, sandbox=options.sandbox
+    )
+
+
 class SendGridProvider:
-    name = "sendgrid"
+    name = NAME
     max_batch = MAX_BATCH
-    idempotent = False
+    idempotent = IDEMPOTENT
 
     def __init__(
         self, client: httpx.Client, key: str, *, base_url: str = "", sandbox: bool = False
@@ -129,12 +164,7 @@ class SendGridProvider:
             content=orjson.dumps(body),
             headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
         )
-        if reply.results is not None:
-            if reply.results and reply.results[0].status is Status.REJECTED:
-                return blame(batch, reply.results)
-            return reply.results
-        assert reply.response is not None
-        results = parse_response(batch, reply.response, self.sandbox)
-        if results is None:
-            return unreadable("SendGrid", reply.response, batch).results or []
-        return results
+        partly = blame(batch, reply)
+        if partly is not None:
+            return partly
+        return finish(reply, batch, lambda answer: parse_response(batch, answer, self.sandbox))
