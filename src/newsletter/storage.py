@@ -41,6 +41,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     literal,
     literal_column,
     select,
@@ -50,7 +51,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from newsletter.config import Settings
-from newsletter.errors import ConfigError, NewsletterError
+from newsletter.errors import ConfigError, StorageError
 
 
 class SubscriberStatus(StrEnum):
@@ -80,7 +81,7 @@ class DeliveryState(StrEnum):
 
 
 STATUSES = tuple(s.value for s in SubscriberStatus)
-DELIVERY_STATES = ("pending", "in_flight", "sent", "failed", "skipped")
+DELIVERY_STATES = tuple(s.value for s in DeliveryState)
 # Integer in SQLite (so it is the rowid), BigInteger elsewhere.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 Time = DateTime(timezone=True)
@@ -192,15 +193,281 @@ events = Table(
 )
 
 
-def _initial_schema(conn: Connection) -> None:
-    metadata.create_all(
-        conn,
-        tables=[subscribers, subscriber_tags, suppressions, sends, deliveries, events],
+# Each migration is a named function over literal SQL, frozen once released: editing a
+# Table above never changes what an old database is migrated to. The SQL is what
+# SQLAlchemy's CreateTable/CreateIndex printed for each dialect when the migration was
+# written; a later change to the schema is a new migration, never an edit here.
+
+_SCHEMA_MIGRATIONS = {
+    "sqlite": """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER NOT NULL,
+    name VARCHAR(100) NOT NULL,
+    applied_at DATETIME NOT NULL,
+    PRIMARY KEY (version)
+)""",
+    "postgresql": """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER NOT NULL,
+    name VARCHAR(100) NOT NULL,
+    applied_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    PRIMARY KEY (version)
+)""",
+}
+
+_INITIAL_SCHEMA = {
+    "sqlite": [
+        """
+CREATE TABLE subscribers (
+    id INTEGER NOT NULL,
+    email VARCHAR(320) NOT NULL,
+    email_key VARCHAR(320) NOT NULL,
+    name VARCHAR(300) NOT NULL,
+    status VARCHAR(20) NOT NULL,
+    source VARCHAR(200) NOT NULL,
+    fields JSON NOT NULL,
+    created_at DATETIME NOT NULL,
+    updated_at DATETIME NOT NULL,
+    confirmed_at DATETIME,
+    unsubscribed_at DATETIME,
+    PRIMARY KEY (id),
+    CONSTRAINT subscribers_status
+        CHECK (status IN ('pending', 'active', 'unsubscribed', 'bounced', 'complained')),
+    UNIQUE (email_key)
+)""",
+        "CREATE INDEX subscribers_status_id ON subscribers (status, id)",
+        """
+CREATE TABLE subscriber_tags (
+    subscriber_id INTEGER NOT NULL,
+    tag VARCHAR(100) NOT NULL,
+    PRIMARY KEY (subscriber_id, tag),
+    FOREIGN KEY(subscriber_id) REFERENCES subscribers (id) ON DELETE CASCADE
+) WITHOUT ROWID""",
+        "CREATE INDEX subscriber_tags_tag ON subscriber_tags (tag, subscriber_id)",
+        """
+CREATE TABLE suppressions (
+    email_hash VARCHAR(64) NOT NULL,
+    reason VARCHAR(50) NOT NULL,
+    created_at DATETIME NOT NULL,
+    PRIMARY KEY (email_hash)
+)""",
+        """
+CREATE TABLE sends (
+    issue VARCHAR(200) NOT NULL,
+    content_hash VARCHAR(64) NOT NULL,
+    segment VARCHAR(500) NOT NULL,
+    provider VARCHAR(50) NOT NULL,
+    audience INTEGER NOT NULL,
+    created_at DATETIME NOT NULL,
+    finished_at DATETIME,
+    PRIMARY KEY (issue)
+)""",
+        """
+CREATE TABLE deliveries (
+    id INTEGER NOT NULL,
+    issue VARCHAR(200) NOT NULL,
+    subscriber_id INTEGER,
+    email VARCHAR(320) NOT NULL,
+    email_key VARCHAR(320) NOT NULL,
+    name VARCHAR(300) NOT NULL,
+    state VARCHAR(20) NOT NULL,
+    attempt INTEGER NOT NULL,
+    attempt_id VARCHAR(64),
+    claimed_at DATETIME,
+    provider_message_id VARCHAR(300),
+    error TEXT,
+    sent_at DATETIME,
+    updated_at DATETIME NOT NULL,
+    PRIMARY KEY (id),
+    CONSTRAINT deliveries_issue_email UNIQUE (issue, email_key),
+    CONSTRAINT deliveries_state
+        CHECK (state IN ('pending', 'in_flight', 'sent', 'failed', 'skipped')),
+    FOREIGN KEY(issue) REFERENCES sends (issue),
+    FOREIGN KEY(subscriber_id) REFERENCES subscribers (id) ON DELETE SET NULL
+)""",
+        "CREATE INDEX deliveries_issue_state ON deliveries (issue, state, id)",
+        """
+CREATE TABLE events (
+    id INTEGER NOT NULL,
+    provider VARCHAR(50) NOT NULL,
+    event_key VARCHAR(300) NOT NULL,
+    kind VARCHAR(30) NOT NULL,
+    email VARCHAR(320) NOT NULL,
+    email_key VARCHAR(320) NOT NULL,
+    provider_message_id VARCHAR(300),
+    occurred_at DATETIME NOT NULL,
+    received_at DATETIME NOT NULL,
+    payload JSON NOT NULL,
+    applied_at DATETIME,
+    PRIMARY KEY (id),
+    UNIQUE (event_key)
+)""",
+        "CREATE INDEX events_email_key ON events (email_key)",
+    ],
+    "postgresql": [
+        """
+CREATE TABLE subscribers (
+    id BIGSERIAL NOT NULL,
+    email VARCHAR(320) NOT NULL,
+    email_key VARCHAR(320) NOT NULL,
+    name VARCHAR(300) NOT NULL,
+    status VARCHAR(20) NOT NULL,
+    source VARCHAR(200) NOT NULL,
+    fields JSON NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    confirmed_at TIMESTAMP WITH TIME ZONE,
+    unsubscribed_at TIMESTAMP WITH TIME ZONE,
+    PRIMARY KEY (id),
+    CONSTRAINT subscribers_status
+        CHECK (status IN ('pending', 'active', 'unsubscribed', 'bounced', 'complained')),
+    UNIQUE (email_key)
+)""",
+        "CREATE INDEX subscribers_status_id ON subscribers (status, id)",
+        """
+CREATE TABLE subscriber_tags (
+    subscriber_id BIGINT NOT NULL,
+    tag VARCHAR(100) NOT NULL,
+    PRIMARY KEY (subscriber_id, tag),
+    FOREIGN KEY(subscriber_id) REFERENCES subscribers (id) ON DELETE CASCADE
+)""",
+        "CREATE INDEX subscriber_tags_tag ON subscriber_tags (tag, subscriber_id)",
+        """
+CREATE TABLE suppressions (
+    email_hash VARCHAR(64) NOT NULL,
+    reason VARCHAR(50) NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    PRIMARY KEY (email_hash)
+)""",
+        """
+CREATE TABLE sends (
+    issue VARCHAR(200) NOT NULL,
+    content_hash VARCHAR(64) NOT NULL,
+    segment VARCHAR(500) NOT NULL,
+    provider VARCHAR(50) NOT NULL,
+    audience INTEGER NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    finished_at TIMESTAMP WITH TIME ZONE,
+    PRIMARY KEY (issue)
+)""",
+        """
+CREATE TABLE deliveries (
+    id BIGSERIAL NOT NULL,
+    issue VARCHAR(200) NOT NULL,
+    subscriber_id BIGINT,
+    email VARCHAR(320) NOT NULL,
+    email_key VARCHAR(320) NOT NULL,
+    name VARCHAR(300) NOT NULL,
+    state VARCHAR(20) NOT NULL,
+    attempt INTEGER NOT NULL,
+    attempt_id VARCHAR(64),
+    claimed_at TIMESTAMP WITH TIME ZONE,
+    provider_message_id VARCHAR(300),
+    error TEXT,
+    sent_at TIMESTAMP WITH TIME ZONE,
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    PRIMARY KEY (id),
+    CONSTRAINT deliveries_issue_email UNIQUE (issue, email_key),
+    CONSTRAINT deliveries_state
+        CHECK (state IN ('pending', 'in_flight', 'sent', 'failed', 'skipped')),
+    FOREIGN KEY(issue) REFERENCES sends (issue),
+    FOREIGN KEY(subscriber_id) REFERENCES subscribers (id) ON DELETE SET NULL
+)""",
+        "CREATE INDEX deliveries_issue_state ON deliveries (issue, state, id)",
+        """
+CREATE TABLE events (
+    id BIGSERIAL NOT NULL,
+    provider VARCHAR(50) NOT NULL,
+    event_key VARCHAR(300) NOT NULL,
+    kind VARCHAR(30) NOT NULL,
+    email VARCHAR(320) NOT NULL,
+    email_key VARCHAR(320) NOT NULL,
+    provider_message_id VARCHAR(300),
+    occurred_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    received_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    payload JSON NOT NULL,
+    applied_at TIMESTAMP WITH TIME ZONE,
+    PRIMARY KEY (id),
+    UNIQUE (event_key)
+)""",
+        "CREATE INDEX events_email_key ON events (email_key)",
+    ],
+}
+
+
+def initial_schema(conn: Connection) -> None:
+    """1: subscribers, tags, suppressions, sends, deliveries, events."""
+    for statement in _INITIAL_SCHEMA[conn.dialect.name]:
+        conn.exec_driver_sql(statement)
+
+
+# The ledger used to mark a batch whose answer never came as still in flight, claimed at
+# this time (dt.datetime(1970, 1, 1, tzinfo=UTC)); SQLAlchemy writes it to SQLite as text.
+_LOST_CLAIM = {
+    "sqlite": "'1970-01-01 00:00:00.000000'",
+    "postgresql": "'1970-01-01 00:00:00+00'",
+}
+
+_DELIVERIES_WITH_UNCERTAIN = """
+CREATE TABLE deliveries_new (
+    id INTEGER NOT NULL,
+    issue VARCHAR(200) NOT NULL,
+    subscriber_id INTEGER,
+    email VARCHAR(320) NOT NULL,
+    email_key VARCHAR(320) NOT NULL,
+    name VARCHAR(300) NOT NULL,
+    state VARCHAR(20) NOT NULL,
+    attempt INTEGER NOT NULL,
+    attempt_id VARCHAR(64),
+    claimed_at DATETIME,
+    provider_message_id VARCHAR(300),
+    error TEXT,
+    sent_at DATETIME,
+    updated_at DATETIME NOT NULL,
+    PRIMARY KEY (id),
+    CONSTRAINT deliveries_issue_email UNIQUE (issue, email_key),
+    CONSTRAINT deliveries_state
+        CHECK (state IN ('pending', 'in_flight', 'sent', 'failed', 'skipped', 'uncertain')),
+    FOREIGN KEY(issue) REFERENCES sends (issue),
+    FOREIGN KEY(subscriber_id) REFERENCES subscribers (id) ON DELETE SET NULL
+)"""
+
+_DELIVERY_COLUMNS = (
+    "id, issue, subscriber_id, email, email_key, name, state, attempt, attempt_id,"
+    " claimed_at, provider_message_id, error, sent_at, updated_at"
+)
+
+
+def uncertain_deliveries(conn: Connection) -> None:
+    """2: 'uncertain' becomes a delivery state; rows the old ledger marked lost take it."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE deliveries DROP CONSTRAINT deliveries_state")
+        conn.exec_driver_sql(
+            "ALTER TABLE deliveries ADD CONSTRAINT deliveries_state CHECK"
+            " (state IN ('pending', 'in_flight', 'sent', 'failed', 'skipped', 'uncertain'))"
+        )
+    else:
+        # SQLite cannot alter a CHECK constraint: rebuild the table as its documentation
+        # says (https://www.sqlite.org/lang_altertable.html#otheralter). Foreign keys stay
+        # on: no table refers to deliveries, so dropping it cascades nothing, and each
+        # copied row is checked against sends and subscribers as it goes in.
+        conn.exec_driver_sql(_DELIVERIES_WITH_UNCERTAIN)
+        conn.exec_driver_sql(
+            f"INSERT INTO deliveries_new ({_DELIVERY_COLUMNS})"
+            f" SELECT {_DELIVERY_COLUMNS} FROM deliveries"
+        )
+        conn.exec_driver_sql("DROP TABLE deliveries")
+        conn.exec_driver_sql("ALTER TABLE deliveries_new RENAME TO deliveries")
+        conn.exec_driver_sql("CREATE INDEX deliveries_issue_state ON deliveries (issue, state, id)")
+    conn.exec_driver_sql(
+        "UPDATE deliveries SET state = 'uncertain'"
+        f" WHERE state = 'in_flight' AND claimed_at = {_LOST_CLAIM[conn.dialect.name]}"
     )
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
-    (1, "subscribers, tags, suppressions, sends, deliveries, events", _initial_schema),
+    (1, "subscribers, tags, suppressions, sends, deliveries, events", initial_schema),
+    (2, "deliveries may be uncertain", uncertain_deliveries),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -228,32 +495,37 @@ def safe_url(url: str) -> str:
 
 def open_engine(settings: Settings) -> Engine:
     """An engine for the workspace's database, with its schema brought up to date."""
+    engine = engine_for(settings)
+    try:
+        migrate(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise ConfigError(
+            f"cannot open the database {safe_url(str(engine.url))}: {_first_line(exc)}"
+        ) from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def engine_for(settings: Settings) -> Engine:
+    """An engine for the workspace's database as it is: no migration runs (open_engine's job)."""
     url = engine_url(settings)
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError("database.url is not a database URL") from None
+    except ArgumentError as exc:
+        raise ConfigError("database.url is not a database URL") from exc
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             settings.state_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json_text)
         event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        try:
-            engine = create_engine(url, pool_pre_ping=True, json_serializer=_json_text)
-        except ModuleNotFoundError:
-            raise ConfigError(
-                "PostgreSQL needs psycopg: pip install 'newsletter[postgres]'"
-            ) from None
+        return engine
     try:
-        migrate(engine)
-    except OperationalError as exc:
-        engine.dispose()
-        raise ConfigError(f"cannot open the database {safe_url(url)}: {_first_line(exc)}") from None
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
+        return create_engine(url, pool_pre_ping=True, json_serializer=_json_text)
+    except ModuleNotFoundError as exc:
+        raise ConfigError("PostgreSQL needs psycopg: pip install 'newsletter[postgres]'") from exc
 
 
 def _json_text(value: Any) -> str:
@@ -269,43 +541,69 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def migrate(engine: Engine) -> int:
-    """Apply the migrations this database lacks; refuse one made by a newer program."""
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            # One process migrates at a time; the others wait, then find nothing to do.
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(742001)")
-        schema_migrations.create(conn, checkfirst=True)
-        current = conn.scalar(select(func.max(schema_migrations.c.version))) or 0
-        for version, name, apply in MIGRATIONS:
-            if current < version:
-                apply(conn)
-                conn.execute(
-                    insert(schema_migrations).values(version=version, name=name, applied_at=now())
-                )
+def migrate(engine: Engine, target: int | None = None) -> int:
+    """Apply the migrations this database lacks, up to `target` (default: all of them).
+
+    Refuses a database made by a newer program. Returns the version the database is at.
+    """
+    dialect = engine.dialect.name
+    if dialect not in _SCHEMA_MIGRATIONS:
+        raise ConfigError(f"newsletter keeps its data in SQLite or PostgreSQL, not {dialect}")
+    goal = SCHEMA_VERSION if target is None else min(target, SCHEMA_VERSION)
+    # Look first without locking, so that opening an up-to-date database never waits for
+    # a writer (a long import holds SQLite's one write lock).
+    with engine.connect() as conn:
+        current = _schema_version(conn)
+    if current < goal:
+        with engine.begin() as conn:
+            if dialect == "postgresql":
+                # One process migrates at a time; the others wait, then find nothing to do.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(742001)")
+            else:
+                # pysqlite opens a transaction only before INSERT, UPDATE and DELETE, so each
+                # CREATE or DROP would commit on its own; BEGIN makes a migration all or
+                # nothing, and IMMEDIATE makes a second process wait here for the first.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql(_SCHEMA_MIGRATIONS[dialect])
+            current = _schema_version(conn)
+            for version, name, apply in MIGRATIONS:
+                if current < version <= goal:
+                    apply(conn)
+                    conn.execute(
+                        insert(schema_migrations).values(
+                            version=version, name=name, applied_at=now()
+                        )
+                    )
+                    current = version
     # Raised outside the transaction, so that no connection outlives the error.
     if current > SCHEMA_VERSION:
         raise ConfigError(
             f"the database {safe_url(str(engine.url))} has schema version {current}, "
             f"newer than this program knows ({SCHEMA_VERSION}); upgrade newsletter"
         )
-    return SCHEMA_VERSION
+    return current
+
+
+def _schema_version(conn: Connection) -> int:
+    if not inspect(conn).has_table("schema_migrations"):
+        return 0
+    return conn.scalar(select(func.max(schema_migrations.c.version))) or 0
 
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction; database errors become one clear NewsletterError line."""
+    """One transaction; database errors become one clear StorageError line."""
     try:
         with engine.begin() as conn:
             yield conn
     except OperationalError as exc:
         if "locked" in str(exc).lower():
-            raise NewsletterError(
+            raise StorageError(
                 "the database is locked by another newsletter process; try again when it ends"
-            ) from None
-        raise NewsletterError(f"database error: {_first_line(exc)}") from None
+            ) from exc
+        raise StorageError(f"database error: {_first_line(exc)}") from exc
     except DBAPIError as exc:
-        raise NewsletterError(f"database error: {_first_line(exc)}") from None
+        raise StorageError(f"database error: {_first_line(exc)}") from exc
 
 
 def driver_sql(conn: Connection, sql: str) -> str:
