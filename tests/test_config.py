@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import KEYS, find_workspace, load_settings
+from newsletter.config import KEYS, REQUIRED, find_workspace, load_settings
 from newsletter.errors import ConfigError
 
-from conftest import write
+from conftest import REPO, write
 
 MINIMAL = 'name = "N"\nfrom = "N <n@example.org>"\nsite_url = "https://example.org"\n'
 
@@ -83,3 +83,29 @@ def test_toml_syntax_error_names_line(tmp_path: Path) -> None:
     write(tmp_path / "newsletter.toml", 'name = "N"\nfrom = \n')
     with pytest.raises(ConfigError, match="line 2"):
         load_settings(tmp_path, environ={})
+
+
+def test_unset_keys_take_the_table_defaults(tmp_path: Path) -> None:
+    write(tmp_path / "newsletter.toml", MINIMAL)
+    settings = load_settings(tmp_path, environ={})
+    for key in KEYS:
+        table, _, name = key.path.partition(".")
+        if table in ("provider", "sending"):
+            assert getattr(getattr(settings, table), name) == key.default, key.path
+
+
+def test_readme_gives_the_table_defaults() -> None:
+    """README's default column says what KEYS says, where the default is a plain value."""
+    rows = {}
+    for line in (REPO / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[2]
+    for key in KEYS:
+        if key.default is REQUIRED:
+            assert rows[key.path] == "required", key.path
+        elif isinstance(key.default, tuple):
+            assert rows[key.path] == "`" + str(list(key.default)).replace("'", '"') + "`"
+        elif key.default:  # "", 0 and None mean a default worked out later, told in words
+            shown = f"{key.default:g}" if isinstance(key.default, float) else key.default
+            assert rows[key.path] == f"`{shown}`", key.path

@@ -3,6 +3,10 @@
 The workspace is found the way git finds a repository: from the current folder upwards to
 the first newsletter.toml. Every key can be overridden by an environment variable, so a CI
 job or a server can change a setting without touching the file; secrets live only there.
+
+KEYS is the one table of settings: each key's place in the file, its variable, the check
+its value must pass and its default. The loader loops over it, the dataclasses below take
+their defaults from it, and the tests hold README's configuration table to it.
 """
 
 from __future__ import annotations
@@ -11,69 +15,159 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.headerregistry import Address
-from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Generic, TypeVar
 
+from newsletter import config_checks as check
 from newsletter.errors import ConfigError
 
 CONFIG_FILE = "newsletter.toml"
-DEFAULT_DROP_LINES = ("Did you enjoy this article?",)
 # Scripts written right to left; used for the dir attribute when `direction` is "auto".
 RTL_LANGUAGES = frozenset(
     {"ar", "arc", "dv", "fa", "ha", "he", "khw", "ks", "ku", "ps", "ur", "yi"}
 )
+REQUIRED: Any = object()  # the default of a key the file or the environment must set
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Key(Generic[T]):
+    """One setting: where it sits in newsletter.toml, its variable, check and default.
+
+    `check` turns a value from the file or the environment into the setting, or raises
+    ValueError saying what is wrong with it. `default` is the setting when neither gives
+    one; "" or 0 where the value is worked out later (from other settings, or the
+    provider's own), which `help` then describes. A `listed` key's variable holds its
+    items separated by "|".
+    """
+
+    path: str
+    env: str
+    check: Callable[[Any], T]
+    default: T
+    help: str
+    listed: bool = False
+
+
+# --- the table -------------------------------------------------------------------------------
+
+# The configuration reference, in the order problems are reported; README's table is
+# checked against it by the tests.
+KEYS: tuple[Key[Any], ...] = (
+    Key("name", "NEWSLETTER_NAME", check.one_line, REQUIRED,
+        "The newsletter's name, shown in the header and List-ID."),
+    Key("from", "NEWSLETTER_FROM", check.address, REQUIRED,
+        'Sender, e.g. "Civic Post <news@example.org>".'),
+    Key("reply_to", "NEWSLETTER_REPLY_TO", check.optional_address, None,
+        "Where replies go (optional)."),
+    Key("site_url", "NEWSLETTER_SITE_URL", check.url, REQUIRED,
+        "Absolute URL; relative links resolve against it."),
+    Key("postal_address", "NEWSLETTER_POSTAL_ADDRESS", check.postal, "",
+        "Postal address shown in the footer."),
+    Key("language", "NEWSLETTER_LANGUAGE", check.language, "en",
+        'BCP 47 language tag of the issues, e.g. "en".'),
+    Key("direction", "NEWSLETTER_DIRECTION", check.direction, "auto",
+        '"ltr", "rtl" or "auto" (from the language).'),
+    Key("list_id", "NEWSLETTER_LIST_ID", check.list_id, "",
+        "List-ID header value; default name.sender-domain."),
+    Key("unsubscribe_url", "NEWSLETTER_UNSUBSCRIBE_URL", check.url, "",
+        "Base of unsubscribe links; default <site_url>/unsubscribe."),
+    Key("archive_url", "NEWSLETTER_ARCHIVE_URL", check.url, "",
+        "Base of view-in-browser links; default <site_url>/archive/."),
+    Key("drop_lines", "NEWSLETTER_DROP_LINES", check.lines, ("Did you enjoy this article?",),
+        'Trailing lines dropped on import ("|"-separated in the variable).', listed=True),
+    Key("database.url", "NEWSLETTER_DATABASE_URL", check.database_url, "",
+        "SQLAlchemy URL; default SQLite at .newsletter/newsletter.db."),
+    Key("provider.name", "NEWSLETTER_PROVIDER", check.provider_name, "outbox",
+        "outbox, postmark, sendgrid, mailgun or resend."),
+    Key("provider.base_url", "NEWSLETTER_PROVIDER_BASE_URL", check.url, "",
+        "The provider's API address; default its public one."),
+    Key("provider.message_stream", "NEWSLETTER_PROVIDER_MESSAGE_STREAM", check.one_line,
+        "broadcast", "Postmark message stream."),
+    Key("provider.domain", "NEWSLETTER_PROVIDER_DOMAIN", check.one_line, "",
+        "Mailgun sending domain."),
+    Key("provider.region", "NEWSLETTER_PROVIDER_REGION", check.region, "us",
+        'Mailgun region: "us" or "eu".'),
+    Key("provider.timeout", "NEWSLETTER_PROVIDER_TIMEOUT", check.seconds, 30.0,
+        "Seconds to wait for the provider's answer."),
+    Key("provider.retries", "NEWSLETTER_PROVIDER_RETRIES", check.attempts, 5,
+        "Attempts per message, the first included."),
+    Key("provider.retry_delay", "NEWSLETTER_PROVIDER_RETRY_DELAY", check.seconds, 1.0,
+        "First pause before a retry, in seconds, doubling up to 30."),
+    Key("sending.rate", "NEWSLETTER_SENDING_RATE",
+        check.number(float, 0, 1e9, "a number of messages per second (0: the provider's default)"),
+        0.0, "Messages per second to the list; default the provider's conservative rate."),
+    Key("sending.concurrency", "NEWSLETTER_SENDING_CONCURRENCY",
+        check.number(int, 1, 64, "a whole number"), 4,
+        "Batches in flight at once."),
+    Key("sending.lease", "NEWSLETTER_SENDING_LEASE",
+        check.number(float, 0, 86400, "a number of seconds"), 600.0,
+        "Seconds after which a batch another sender claimed counts as lost."),
+    Key("sending.max_failed_batches", "NEWSLETTER_SENDING_MAX_FAILED_BATCHES", check.attempts, 3,
+        "Wholly refused batches in a row that stop a send."),
+    Key("sending.batch_size", "NEWSLETTER_SENDING_BATCH_SIZE",
+        check.number(int, 0, 1000, "a whole number (0: the provider's limit)"), 0,
+        "Messages per request, at most the provider's limit; default that limit."),
+)  # fmt: skip
+_KEYS_BY_PATH = {k.path: k for k in KEYS}
+_TABLES = frozenset(k.path.partition(".")[0] for k in KEYS if "." in k.path)
+
+
+def _default(path: str) -> Any:
+    return _KEYS_BY_PATH[path].default
+
+
+# --- the settings ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ProviderSettings:
     """The [provider] table: which email provider sends, and its own options."""
 
-    name: str = "outbox"
-    base_url: str = ""
-    message_stream: str = "broadcast"  # Postmark
-    domain: str = ""  # Mailgun
-    region: str = "us"  # Mailgun: us or eu
-    timeout: float = 30.0
-    retries: int = 5  # attempts per message, the first included
-    retry_delay: float = 1.0  # first backoff in seconds; doubles up to 30 s
+    name: str = _default("provider.name")
+    base_url: str = _default("provider.base_url")
+    message_stream: str = _default("provider.message_stream")
+    domain: str = _default("provider.domain")
+    region: str = _default("provider.region")
+    timeout: float = _default("provider.timeout")
+    retries: int = _default("provider.retries")
+    retry_delay: float = _default("provider.retry_delay")
 
 
 @dataclass(frozen=True)
 class SendingSettings:
     """The [sending] table: how fast and how carefully the list is sent to."""
 
-    rate: float = 0.0  # messages per second; 0 means the provider's default
-    concurrency: int = 4  # batches in flight at once
-    lease: float = 600.0  # seconds before another sender may call a batch in flight lost
-    max_failed_batches: int = 3  # consecutive wholly refused batches that stop a send
-    batch_size: int = 0  # messages per request; 0 means the provider's maximum
+    rate: float = _default("sending.rate")
+    concurrency: int = _default("sending.concurrency")
+    lease: float = _default("sending.lease")
+    max_failed_batches: int = _default("sending.max_failed_batches")
+    batch_size: int = _default("sending.batch_size")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything newsletter.toml (and the environment) says, checked and with defaults."""
+    """Everything newsletter.toml (and the environment) says, checked, defaults worked out."""
 
     root: Path
     name: str
     sender: Address
     site_url: str
-    reply_to: Address | None = None
-    postal_address: str = ""
-    language: str = "en"
-    direction: str = "ltr"
-    list_id: str = ""
-    unsubscribe_url: str = ""
-    archive_url: str = ""
-    drop_lines: tuple[str, ...] = DEFAULT_DROP_LINES
-    database_url: str = ""
-    provider: ProviderSettings = field(default_factory=lambda: ProviderSettings())
-    sending: SendingSettings = field(default_factory=lambda: SendingSettings())
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    reply_to: Address | None
+    postal_address: str
+    language: str
+    direction: str  # "ltr" or "rtl": "auto" is resolved from the language
+    list_id: str
+    unsubscribe_url: str
+    archive_url: str
+    drop_lines: tuple[str, ...]
+    database_url: str
+    provider: ProviderSettings
+    sending: SendingSettings
 
     @property
     def sender_domain(self) -> str:
@@ -109,105 +203,7 @@ class Settings:
         return self.root / ".newsletter"
 
 
-@dataclass(frozen=True)
-class _Key:
-    """One setting: where it sits in newsletter.toml and which variable overrides it."""
-
-    path: str
-    env: str
-    help: str
-    kind: str = "str"  # str | list
-
-
-# The configuration reference; README's table is checked against it by the tests.
-KEYS: tuple[_Key, ...] = (
-    _Key("name", "NEWSLETTER_NAME", "The newsletter's name, shown in the header and List-ID."),
-    _Key("from", "NEWSLETTER_FROM", 'Sender, e.g. "Civic Post <news@example.org>".'),
-    _Key("reply_to", "NEWSLETTER_REPLY_TO", "Where replies go (optional)."),
-    _Key("site_url", "NEWSLETTER_SITE_URL", "Absolute URL; relative links resolve against it."),
-    _Key("postal_address", "NEWSLETTER_POSTAL_ADDRESS", "Postal address shown in the footer."),
-    _Key("language", "NEWSLETTER_LANGUAGE", 'BCP 47 language tag of the issues, e.g. "en".'),
-    _Key("direction", "NEWSLETTER_DIRECTION", '"ltr", "rtl" or "auto" (from the language).'),
-    _Key("list_id", "NEWSLETTER_LIST_ID", "List-ID header value; default name.sender-domain."),
-    _Key(
-        "unsubscribe_url",
-        "NEWSLETTER_UNSUBSCRIBE_URL",
-        "Base of unsubscribe links; default <site_url>/unsubscribe.",
-    ),
-    _Key(
-        "archive_url",
-        "NEWSLETTER_ARCHIVE_URL",
-        "Base of view-in-browser links; default <site_url>/archive/.",
-    ),
-    _Key(
-        "drop_lines",
-        "NEWSLETTER_DROP_LINES",
-        'Trailing lines dropped on import ("|"-separated in the variable).',
-        "list",
-    ),
-    _Key(
-        "database.url",
-        "NEWSLETTER_DATABASE_URL",
-        "SQLAlchemy URL; default SQLite at .newsletter/newsletter.db.",
-    ),
-    _Key("provider.name", "NEWSLETTER_PROVIDER", "outbox, postmark, sendgrid, mailgun or resend."),
-    _Key(
-        "provider.base_url",
-        "NEWSLETTER_PROVIDER_BASE_URL",
-        "The provider's API address; default its public one.",
-    ),
-    _Key(
-        "provider.message_stream",
-        "NEWSLETTER_PROVIDER_MESSAGE_STREAM",
-        'Postmark message stream; default "broadcast".',
-    ),
-    _Key("provider.domain", "NEWSLETTER_PROVIDER_DOMAIN", "Mailgun sending domain."),
-    _Key("provider.region", "NEWSLETTER_PROVIDER_REGION", 'Mailgun region: "us" or "eu".'),
-    _Key(
-        "provider.timeout",
-        "NEWSLETTER_PROVIDER_TIMEOUT",
-        "Seconds to wait for the provider's answer; default 30.",
-        "number",
-    ),
-    _Key("provider.retries", "NEWSLETTER_PROVIDER_RETRIES", "Attempts per message; default 5."),
-    _Key(
-        "provider.retry_delay",
-        "NEWSLETTER_PROVIDER_RETRY_DELAY",
-        "First pause before a retry, in seconds, doubling up to 30; default 1.",
-    ),
-    _Key(
-        "sending.rate",
-        "NEWSLETTER_SENDING_RATE",
-        "Messages per second to the list; default the provider's conservative rate.",
-    ),
-    _Key(
-        "sending.concurrency",
-        "NEWSLETTER_SENDING_CONCURRENCY",
-        "Batches in flight at once; default 4.",
-    ),
-    _Key(
-        "sending.lease",
-        "NEWSLETTER_SENDING_LEASE",
-        "Seconds after which a batch another sender claimed counts as lost; default 600.",
-    ),
-    _Key(
-        "sending.max_failed_batches",
-        "NEWSLETTER_SENDING_MAX_FAILED_BATCHES",
-        "Wholly refused batches in a row that stop a send; default 3.",
-    ),
-    _Key(
-        "sending.batch_size",
-        "NEWSLETTER_SENDING_BATCH_SIZE",
-        "Messages per request, at most the provider's limit; default that limit.",
-    ),
-)
-_KEYS_BY_PATH = {k.path: k for k in KEYS}
-# Tables that later stages own; accepted here so that a newer file still loads.
-_SECTIONS: frozenset[str] = frozenset()
-_TABLES = frozenset({k.path.split(".")[0] for k in KEYS if "." in k.path})
-
-_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-_LIST_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+# --- finding and loading ---------------------------------------------------------------------
 
 
 def find_workspace(start: Path | None = None, explicit: Path | None = None) -> Path:
@@ -241,93 +237,56 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from exc
 
     problems: list[str] = []
-    values: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for key, value in _flatten(data):
-        if key in _KEYS_BY_PATH:
-            values[key] = (value, f"{path}: key '{key}'")
-        elif key.split(".")[0] in _SECTIONS:
-            extra.setdefault(key.split(".")[0], {})[key.partition(".")[2]] = value
+    given: dict[str, tuple[Any, str]] = {}  # key path -> (value, where it was given)
+    for path_in_file, value in _flatten(data):
+        if path_in_file in _KEYS_BY_PATH:
+            given[path_in_file] = (value, f"{path}: key '{path_in_file}'")
         else:
-            known = ", ".join([*_KEYS_BY_PATH, *sorted(_SECTIONS)])
-            problems.append(f"{path}: unknown key '{key}' (known: {known})")
-    for spec in KEYS:
-        if spec.env in env:
-            raw = env[spec.env]
-            parsed = (
-                [s.strip() for s in raw.split("|") if s.strip()] if spec.kind == "list" else raw
-            )
-            values[spec.path] = (parsed, f"environment variable {spec.env}")
+            known = ", ".join(_KEYS_BY_PATH)
+            problems.append(f"{path}: unknown key '{path_in_file}' (known: {known})")
+    for key in KEYS:
+        if key.env in env:
+            raw = env[key.env]
+            items = [s.strip() for s in raw.split("|") if s.strip()] if key.listed else raw
+            given[key.path] = (items, f"environment variable {key.env}")
 
-    def take(key: str, check: Callable[[Any, str], Any], default: Any) -> Any:
-        if key not in values:
-            return default
-        value, where = values[key]
+    got: dict[str, Any] = {}
+    missing: list[str] = []
+    for key in KEYS:
+        got[key.path] = key.default
+        if key.path not in given:
+            if key.default is REQUIRED:
+                missing.append(f"{path}: key '{key.path}' is required (or set {key.env})")
+            continue
+        value, where = given[key.path]
         try:
-            return check(value, where)
+            got[key.path] = key.check(value)
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
-            return default
+    if problems or missing:
+        raise ConfigError("\n".join(problems + missing))
 
-    name = take("name", _text, "")
-    sender = take("from", _address, None)
-    reply_to = take("reply_to", _optional_address, None)
-    site_url = take("site_url", _url, "")
-    postal_address = take("postal_address", _postal, "")
-    language = take("language", _language, "en")
-    direction = take("direction", _direction, "auto")
-    list_id = take("list_id", _list_id, "")
-    unsubscribe_url = take("unsubscribe_url", _url, "")
-    archive_url = take("archive_url", _url, "")
-    drop_lines = take("drop_lines", _lines, DEFAULT_DROP_LINES)
-    database_url = take("database.url", _database_url, "")
-    provider = ProviderSettings(
-        name=take("provider.name", _provider_name, "outbox"),
-        base_url=take("provider.base_url", _url, ""),
-        message_stream=take("provider.message_stream", _text, "broadcast"),
-        domain=take("provider.domain", _text, ""),
-        region=take("provider.region", _region, "us"),
-        timeout=take("provider.timeout", _seconds, 30.0),
-        retries=take("provider.retries", _attempts, 5),
-        retry_delay=take("provider.retry_delay", _seconds, 1.0),
-    )
-    sending = SendingSettings(
-        rate=take("sending.rate", _rate, 0.0),
-        concurrency=take("sending.concurrency", _concurrency, 4),
-        lease=take("sending.lease", _lease, 600.0),
-        max_failed_batches=take("sending.max_failed_batches", _attempts, 3),
-        batch_size=take("sending.batch_size", _batch_size, 0),
-    )
-
-    for key, got in (("name", name), ("from", sender), ("site_url", site_url)):
-        if not got and key not in values:
-            spec = _KEYS_BY_PATH[key]
-            problems.append(f"{path}: key '{key}' is required (or set {spec.env})")
-    if problems:
-        raise ConfigError("\n".join(problems))
-
+    name, sender, language, site_url = got["name"], got["from"], got["language"], got["site_url"]
+    direction = got["direction"]
     if direction == "auto":
         direction = "rtl" if language.split("-")[0].lower() in RTL_LANGUAGES else "ltr"
     base = site_url.rstrip("/")
-    if not list_id:
-        list_id = f"{_slug(name) or 'newsletter'}.{sender.domain}"
     return Settings(
         root=root,
         name=name,
         sender=sender,
-        reply_to=reply_to,
         site_url=site_url,
-        postal_address=postal_address,
+        reply_to=got["reply_to"],
+        postal_address=got["postal_address"],
         language=language,
         direction=direction,
-        list_id=list_id,
-        unsubscribe_url=unsubscribe_url or f"{base}/unsubscribe",
-        archive_url=archive_url or f"{base}/archive/",
-        drop_lines=tuple(drop_lines),
-        database_url=database_url or f"sqlite:///{root / '.newsletter' / 'newsletter.db'}",
-        provider=provider,
-        sending=sending,
-        extra=extra,
+        list_id=got["list_id"] or f"{_slug(name) or 'newsletter'}.{sender.domain}",
+        unsubscribe_url=got["unsubscribe_url"] or f"{base}/unsubscribe",
+        archive_url=got["archive_url"] or f"{base}/archive/",
+        drop_lines=got["drop_lines"],
+        database_url=got["database.url"] or f"sqlite:///{root / '.newsletter' / 'newsletter.db'}",
+        provider=ProviderSettings(**_table(got, "provider")),
+        sending=SendingSettings(**_table(got, "sending")),
     )
 
 
@@ -343,129 +302,17 @@ def _flatten(data: dict[str, Any]) -> list[tuple[str, Any]]:
     """[provider] name = "x" becomes ("provider.name", "x"); other keys stay as they are."""
     flat: list[tuple[str, Any]] = []
     for key, value in data.items():
-        if key in _TABLES | _SECTIONS and isinstance(value, dict):
+        if key in _TABLES and isinstance(value, dict):
             flat.extend((f"{key}.{inner}", v) for inner, v in value.items())
         else:
             flat.append((key, value))
     return flat
 
 
-def _provider_name(value: Any, where: str) -> str:
-    text = _text(value, where).lower()
-    if not re.fullmatch(r"[a-z0-9_-]+", text):
-        raise ValueError(f"{text!r} is not a provider name")
-    return text
-
-
-def _database_url(value: Any, where: str) -> str:
-    text = _text(value, where)
-    scheme = text.partition(":")[0].split("+")[0]
-    if scheme not in ("sqlite", "postgresql", "postgres"):
-        raise ValueError("must be a sqlite:/// or postgresql:// URL")
-    return text
-
-
-def _region(value: Any, where: str) -> str:
-    text = _text(value, where).lower()
-    if text not in ("us", "eu"):
-        raise ValueError(f'{text!r} must be "us" or "eu"')
-    return text
-
-
-def _number(
-    kind: type[int] | type[float], low: float, high: float, what: str, low_open: bool = False
-) -> Callable[[Any, str], Any]:
-    """A check for a number of `kind` between low and high (above low if low_open)."""
-
-    def check(value: Any, where: str) -> Any:
-        try:
-            number = kind(value)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{value!r} is not {what}") from exc
-        if not (low < number if low_open else low <= number) or number > high:
-            lowest = f"more than {low:g}" if low_open else f"at least {low:g}"
-            raise ValueError(f"must be {lowest} and at most {high:g}")
-        return number
-
-    return check
-
-
-_rate = _number(float, 0, 1e9, "a number of messages per second (0: the provider's default)")
-_concurrency = _number(int, 1, 64, "a whole number")
-_batch_size = _number(int, 0, 1000, "a whole number (0: the provider's limit)")
-_lease = _number(float, 0, 86400, "a number of seconds")
-_attempts = _number(int, 1, 20, "a whole number")
-_seconds = _number(float, 0, 600, "a number of seconds", low_open=True)
-
-
-def _text(value: Any, where: str) -> str:
-    text = _text_or_empty(value, where)
-    if not text:
-        raise ValueError("must not be empty")
-    return text
-
-
-def _text_or_empty(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, not {type(value).__name__}")
-    if "\r" in value or "\n" in value.strip():
-        raise ValueError("must be a single line")
-    return value.strip()
-
-
-def _postal(value: Any, where: str) -> str:
-    """A postal address may span lines; the footer joins them with commas."""
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, not {type(value).__name__}")
-    return ", ".join(line.strip() for line in value.splitlines() if line.strip())
-
-
-def _address(value: Any, where: str) -> Address:
-    text = _text(value, where)
-    display, addr = parseaddr(text)
-    local, _, domain = addr.rpartition("@")
-    if not local or "." not in domain or any(c.isspace() for c in addr):
-        raise ValueError(f'{text!r} is not an email address like "Name <news@example.org>"')
-    return Address(display_name=display, username=local, domain=domain)
-
-
-def _optional_address(value: Any, where: str) -> Address | None:
-    return _address(value, where) if value else None
-
-
-def _url(value: Any, where: str) -> str:
-    text = _text(value, where)
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{text!r} must be an absolute http(s) URL such as https://example.org/")
-    return text
-
-
-def _language(value: Any, where: str) -> str:
-    text = _text(value, where)
-    if not _LANGUAGE.match(text):
-        raise ValueError(f"{text!r} is not a language tag such as en, fr or pt-BR")
-    return text
-
-
-def _direction(value: Any, where: str) -> str:
-    text = _text(value, where)
-    if text not in ("ltr", "rtl", "auto"):
-        raise ValueError(f'{text!r} must be "ltr", "rtl" or "auto"')
-    return text
-
-
-def _list_id(value: Any, where: str) -> str:
-    text = _text(value, where)
-    if not _LIST_ID.match(text) or "." not in text:
-        raise ValueError(f"{text!r} must look like a domain name, e.g. news.example.org")
-    return text
-
-
-def _lines(value: Any, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError("must be a list of strings")
-    return [v.strip() for v in value if v.strip()]
+def _table(got: Mapping[str, Any], table: str) -> dict[str, Any]:
+    """The settings of one [table], by their names inside it."""
+    prefix = f"{table}."
+    return {path.removeprefix(prefix): v for path, v in got.items() if path.startswith(prefix)}
 
 
 def _slug(text: str) -> str:
