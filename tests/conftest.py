@@ -11,7 +11,8 @@ import pytest
 from newsletter.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_SAMPLE = REPO.parent / "shared" / "samples" / "articles"
+# A plain-text article in the shape the organisation's website gives them out (see its README).
+SAMPLE_ARTICLE = REPO / "tests" / "samples" / "the-garden-on-mill-street.txt"
 EXAMPLE = "2026-11-26-welcome"
 
 

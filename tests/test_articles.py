@@ -17,22 +17,20 @@ from newsletter.compose.articles import (
 from newsletter.compose.markup import markdown_to_html
 from newsletter.errors import ContentError, FrontMatterError
 
-from conftest import SHARED_SAMPLE, write
+from conftest import SAMPLE_ARTICLE, write
 
-SAMPLE = SHARED_SAMPLE / "restating-the-case-for-collaboration.txt"
 DROP = ("Did you enjoy this article?",)
 
 
-@pytest.mark.skipif(not SAMPLE.exists(), reason="../shared/samples is not beside this checkout")
-def test_shared_sample_imports_whole() -> None:
-    raw = SAMPLE.read_text(encoding="utf-8")
+def test_sample_imports_whole() -> None:
+    raw = SAMPLE_ARTICLE.read_text(encoding="utf-8")
     blocks = [b.strip() for b in raw.split("\n\n") if b.strip()]
-    article = read_article(SAMPLE, DROP)
+    article = read_article(SAMPLE_ARTICLE, DROP)
 
     assert article.title == blocks[0]
-    assert article.date == dt.date(2017, 10, 20)
+    assert article.date == dt.date(2019, 6, 14)
     assert article.summary == clean_text(blocks[2])
-    assert article.author == "Henry Kippin"
+    assert article.author == "Maryam Okafor"
     paragraphs = article.body.strip().split("\n\n")
     # every paragraph between the standfirst and the widget line, in order
     assert len(paragraphs) == len(blocks) - 4
@@ -42,6 +40,7 @@ def test_shared_sample_imports_whole() -> None:
     for block in blocks[3:-1]:
         assert clean_text(block) in html.replace("&amp;", "&")
     # curly quotes and dashes kept; no-break and trailing spaces gone
+    assert "\u00a0" in raw and " \n" in raw
     assert "\u201c" in article.body and "\u2019" in article.body and "\u2013" in article.body
     assert "\u00a0" not in article.body
     assert all(line == line.rstrip() for line in article.body.splitlines())

@@ -10,7 +10,7 @@ from newsletter.compose.issue import add_articles, load_issue, new_issue, resolv
 from newsletter.config import Settings
 from newsletter.errors import ContentError
 
-from conftest import EXAMPLE, SHARED_SAMPLE, write
+from conftest import EXAMPLE, SAMPLE_ARTICLE, write
 
 
 def test_example_issue_loads(settings: Settings, issue_dir: Path) -> None:
@@ -121,11 +121,9 @@ def test_add_with_a_bad_file_writes_nothing(
     assert (issue_dir / "issue.toml").read_text() == toml_before
 
 
-@pytest.mark.skipif(not SHARED_SAMPLE.exists(), reason="../shared/samples not present")
-def test_add_shared_sample(settings: Settings, issue_dir: Path) -> None:
-    sample = SHARED_SAMPLE / "restating-the-case-for-collaboration.txt"
-    (written,) = add_articles(issue_dir, [sample], settings)
-    assert written.name == "re-stating-the-case-for-collaboration-in-public-services.md"
+def test_add_sample(settings: Settings, issue_dir: Path) -> None:
+    (written,) = add_articles(issue_dir, [SAMPLE_ARTICLE], settings)
+    assert written.name == "why-the-garden-on-mill-street-deserves-a-second-summer.md"
     article = load_issue(issue_dir, settings).articles[-1]
-    assert article.author == "Henry Kippin" and article.date == dt.date(2017, 10, 20)
+    assert article.author == "Maryam Okafor" and article.date == dt.date(2019, 6, 14)
     assert "Did you enjoy" not in written.read_text()
