@@ -1,1 +1,10 @@
-"""TODO"""
+"""The audience: who is on the list, and who a send goes to.
+
+In pipeline order:
+
+    addresses     email address checks, and the keys and hashes addresses are stored by
+    segments      a small language of tags ("news and not staff") turned into WHERE clauses
+    subscribers   the list: add, remove, read and count it, and `audience_where`, the one
+                  definition of a send's audience (active, of the segment if one is given)
+    importing     CSV import: streamed, checked row by row, in one transaction
+"""

@@ -1,4 +1,8 @@
-"""The list: add, import, export, list, count and remove subscribers.
+"""The list: add, export, list, count and remove subscribers; who a send goes to.
+
+`audience_where` is the one definition of a send's audience: the active subscribers, or
+the active ones of a segment; the ledger's snapshot, the send plan and the dry run take
+it from here, so they cannot disagree about who gets an issue.
 
 An address that left (unsubscribed, bounced, complained) never comes back by accident: a
 re-import updates names and tags but never reactivates it, and an erased address leaves a
@@ -42,7 +46,6 @@ from newsletter.storage import (
 )
 
 LEFT = ("unsubscribed", "bounced", "complained")  # statuses an import never undoes
-EMAIL_COLUMNS = ("email", "e-mail", "email address", "email_address", "mail")
 # Columns that export writes for people to read; import does not take them back.
 EXPORT_ONLY = ("created_at", "confirmed_at", "unsubscribed_at", "source")
 PAGE = 1000

@@ -4,7 +4,7 @@ Templates come from the workspace's templates/ folder, file by file over the def
 package carries. Autoescaping is on for HTML and StrictUndefined turns a misspelt variable
 into an error naming the template and line instead of an empty hole in the email.
 Per-recipient values are not known here: the templates see placeholder tokens that
-`message.personalize` fills in later, after inlining.
+`compose.personalize` fills in later, after inlining.
 """
 
 from __future__ import annotations
