@@ -16,11 +16,13 @@ import pytest
 from sqlalchemy import Connection, Engine, Table, delete, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import storage
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
 from newsletter.storage import (
+    DELIVERY_STATES,
+    MIGRATIONS,
     SCHEMA_VERSION,
+    DeliveryState,
     deliveries,
     engine_for,
     events,
@@ -254,7 +256,7 @@ def test_fresh_schema_is_what_the_tables_declare(bare: Engine) -> None:
     metadata.create_all(bare)
     assert migrated == schema_of(bare)
     assert migrated["subscriber_tags"]["without_rowid"] in (True, None)
-    assert storage.DELIVERY_STATES == tuple(storage.DeliveryState)
+    assert DELIVERY_STATES == tuple(DeliveryState)
 
 
 def test_migrate_goes_forward_only(bare: Engine) -> None:
@@ -285,7 +287,7 @@ def failing(conn: Connection) -> None:
 
 def test_failed_migration_changes_nothing(bare: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """All the migrations a database lacks apply in one transaction, or none does."""
-    migrations = storage.MIGRATIONS
+    migrations = MIGRATIONS
     patch(monkeypatch, [*migrations[:1], (2, "broken", failing)])
     with pytest.raises(RuntimeError, match="migration broke"):
         migrate(bare)
@@ -304,5 +306,6 @@ def patch(
     monkeypatch: pytest.MonkeyPatch,
     migrations: list[tuple[int, str, Callable[[Connection], None]]],
 ) -> None:
-    monkeypatch.setattr(storage, "MIGRATIONS", migrations)
-    monkeypatch.setattr(storage, "SCHEMA_VERSION", migrations[-1][0])
+    # migrate() reads the registry from its own module.
+    monkeypatch.setattr("newsletter.storage.migrations.MIGRATIONS", migrations)
+    monkeypatch.setattr("newsletter.storage.migrations.SCHEMA_VERSION", migrations[-1][0])

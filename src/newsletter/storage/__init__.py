@@ -1,0 +1,70 @@
+"""Storage: the list, the send ledger and provider events, through SQLAlchemy Core.
+
+Shared ground below every pipeline stage, in four parts that change for different reasons:
+
+    schema.py       the tables the queries are written against; statuses and states as enums
+    migrations.py   numbered migrations over frozen SQL, and migrate() that applies them
+    database.py     opening the database (SQLite or PostgreSQL) and transaction()
+    bulk.py         bulk SQL for imports and the ledger's hot paths
+
+Opening a database brings its schema up to date; a database from a newer program is
+refused rather than guessed at. Import the names from here, not from the parts.
+"""
+
+from newsletter.storage.bulk import bind, bulk_insert, driver_sql, in_list, insert_ignore
+from newsletter.storage.database import (
+    engine_for,
+    engine_url,
+    open_engine,
+    safe_url,
+    transaction,
+)
+from newsletter.storage.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
+from newsletter.storage.schema import (
+    DELIVERY_STATES,
+    STATUSES,
+    DeliveryState,
+    Id,
+    SubscriberStatus,
+    Time,
+    deliveries,
+    events,
+    metadata,
+    now,
+    schema_migrations,
+    sends,
+    subscriber_tags,
+    subscribers,
+    suppressions,
+)
+
+__all__ = [
+    "DELIVERY_STATES",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "DeliveryState",
+    "Id",
+    "SubscriberStatus",
+    "Time",
+    "bind",
+    "bulk_insert",
+    "deliveries",
+    "driver_sql",
+    "engine_for",
+    "engine_url",
+    "events",
+    "in_list",
+    "insert_ignore",
+    "metadata",
+    "migrate",
+    "now",
+    "open_engine",
+    "safe_url",
+    "schema_migrations",
+    "sends",
+    "subscriber_tags",
+    "subscribers",
+    "suppressions",
+    "transaction",
+]

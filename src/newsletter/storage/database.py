@@ -1,0 +1,109 @@
+"""Opening the database and running one transaction, with errors the user can read.
+
+SQLite at .newsletter/newsletter.db by default (WAL, so readers never wait for a sender),
+PostgreSQL when database.url says postgresql:// (psycopg 3, the `postgres` extra), where
+several senders on several machines can share one ledger. Database failures become one
+line (ConfigError when the database cannot be reached, StorageError for a statement)
+chained to the driver's error, which --debug shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
+from newsletter.config import Settings
+from newsletter.errors import ConfigError, StorageError
+from newsletter.storage.migrations import migrate
+
+
+def engine_url(settings: Settings) -> str:
+    """postgresql:// means psycopg 3 here; SQLAlchemy alone would pick psycopg2."""
+    url = settings.database_url
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparseable database URL)"
+
+
+def open_engine(settings: Settings) -> Engine:
+    """An engine for the workspace's database, with its schema brought up to date."""
+    engine = engine_for(settings)
+    try:
+        migrate(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise ConfigError(
+            f"cannot open the database {safe_url(str(engine.url))}: {_first_line(exc)}"
+        ) from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def engine_for(settings: Settings) -> Engine:
+    """An engine for the workspace's database as it is: no migration runs (open_engine's job)."""
+    url = engine_url(settings)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError("database.url is not a database URL") from exc
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            settings.state_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json_text)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True, json_serializer=_json_text)
+    except ModuleNotFoundError as exc:
+        raise ConfigError("PostgreSQL needs psycopg: pip install 'newsletter[postgres]'") from exc
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode("utf-8")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction; database errors become one clear StorageError line."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except OperationalError as exc:
+        if "locked" in str(exc).lower():
+            raise StorageError(
+                "the database is locked by another newsletter process; try again when it ends"
+            ) from exc
+        raise StorageError(f"database error: {_first_line(exc)}") from exc
+    except DBAPIError as exc:
+        raise StorageError(f"database error: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -1,0 +1,57 @@
+"""Storage's promises to the rest of the pipeline: its names, and errors a user can read.
+
+Every database failure is one line for the user, chained to the driver's error so that
+--debug shows the SQL underneath.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sqlalchemy import Engine, insert
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
+import newsletter.storage
+from newsletter.config import Settings
+from newsletter.errors import ConfigError, StorageError
+from newsletter.storage import now, open_engine, sends, transaction
+
+# What the pipeline imported from newsletter.storage when it was one module; it still can.
+NAMES = """
+    DELIVERY_STATES MIGRATIONS SCHEMA_VERSION STATUSES DeliveryState Id SubscriberStatus
+    Time bind bulk_insert deliveries driver_sql engine_url events in_list insert_ignore
+    metadata migrate now open_engine safe_url schema_migrations sends subscriber_tags
+    subscribers suppressions transaction
+""".split()
+
+
+def test_every_public_name_is_importable_from_the_package() -> None:
+    assert set(NAMES) <= set(newsletter.storage.__all__)
+    for name in newsletter.storage.__all__:
+        assert getattr(newsletter.storage, name) is not None, name
+
+
+def test_a_refused_statement_is_a_storage_error_with_its_cause(engine: Engine) -> None:
+    row = dict(issue="x", content_hash="h", provider="outbox", created_at=now())
+    with transaction(engine) as conn:
+        conn.execute(insert(sends).values(row))
+    with pytest.raises(StorageError, match=r"^database error: .*(UNIQUE|unique)") as info:
+        with transaction(engine) as conn:
+            conn.execute(insert(sends).values(row))
+    assert isinstance(info.value.__cause__, DBAPIError)
+    assert "\n" not in str(info.value)
+
+
+def test_unreachable_database_chains_the_driver_error(settings: Settings) -> None:
+    bad = dataclasses.replace(settings, database_url="postgresql://u:pw@127.0.0.1:1/none")
+    with pytest.raises(ConfigError, match="cannot open the database") as info:
+        open_engine(bad)
+    assert isinstance(info.value.__cause__, OperationalError)
+
+
+def test_a_url_that_is_no_url_is_a_config_error(settings: Settings) -> None:
+    bad = dataclasses.replace(settings, database_url="not a url")
+    with pytest.raises(ConfigError, match="^database.url is not a database URL$") as info:
+        open_engine(bad)
+    assert isinstance(info.value.__cause__, ArgumentError)
