@@ -116,7 +116,7 @@ def personalization_cost(root: Path) -> tuple[float, float]:
     from newsletter.compose.build import compile_issue
     from newsletter.compose.personalize import Recipient, personalize
     from newsletter.config import load_settings
-    from newsletter.delivery.engine import _Personalizer
+    from newsletter.delivery.addressing import Addresser
 
     settings = load_settings(root, environ={})
     issue, rendered = compile_issue(settings, settings.issues_dir / EXAMPLE.name)
@@ -130,7 +130,7 @@ def personalization_cost(root: Path) -> tuple[float, float]:
     for recipient in recipients:
         personalize(rendered, recipient)
     join_us = (time.perf_counter() - start) / count * 1e6
-    personalizer = _Personalizer(settings, issue.key, rendered, SECRET)
+    personalizer = Addresser(settings, issue.key, rendered, SECRET)
     start = time.perf_counter()
     for n, recipient in enumerate(recipients):
         personalizer.message(n, recipient.email, recipient.name)
@@ -143,13 +143,14 @@ def sample_messages(root: Path) -> list[dict[str, object]]:
     sys.path.insert(0, str(REPO / "src"))
     from newsletter.compose.build import compile_issue
     from newsletter.config import load_settings
-    from newsletter.delivery.engine import _Personalizer, batch_size
+    from newsletter.delivery.addressing import Addresser
+    from newsletter.delivery.plan import batch_size
     from newsletter.delivery.providers.postmark import build_request
 
     settings = load_settings(root, environ={})
     issue, rendered = compile_issue(settings, settings.issues_dir / EXAMPLE.name)
     count = batch_size(settings, "postmark", rendered)
-    personalizer = _Personalizer(settings, issue.key, rendered, SECRET)
+    personalizer = Addresser(settings, issue.key, rendered, SECRET)
     messages = [personalizer.message(n, f"r{n}@example.org", f"Reader {n}") for n in range(count)]
     return build_request(messages, "broadcast")
 

@@ -26,6 +26,7 @@ from newsletter.audience.subscribers import add_subscriber, remove_subscriber
 from newsletter.config import ProviderSettings, SendingSettings, Settings
 from newsletter.delivery import ledger
 from newsletter.delivery.engine import send_issue
+from newsletter.delivery.status import ledger_status
 from newsletter.delivery.tokens import read_unsubscribe_token
 from newsletter.errors import ConfigError, NewsletterError, SubscriberError
 from newsletter.storage import open_engine
@@ -93,7 +94,7 @@ def test_send_reaches_every_active_subscriber_once(
     subscriber_id, issue = read_unsubscribe_token(token, SECRET)  # type: ignore[misc]
     assert issue == EXAMPLE and subscriber_id > 0
     assert read_unsubscribe_token(token[:-2] + "xx", SECRET) is None
-    status = ledger.ledger_status(engine, EXAMPLE, 600)
+    status = ledger_status(engine, EXAMPLE, 600)
     assert status.counts == {
         "pending": 0,
         "sent": 29,
@@ -120,7 +121,7 @@ def test_stop_and_resume_and_leaving_in_between(
     assert report.finished and not report.stopped
     received = outbox_recipients(settings)
     assert set(received) == set(addresses[:-1]) and set(received.values()) == {1}
-    status = ledger.ledger_status(engine, EXAMPLE, 600)
+    status = ledger_status(engine, EXAMPLE, 600)
     assert status.counts["skipped"] == 1 and status.counts["sent"] == 39
 
 
@@ -203,7 +204,7 @@ def test_provider_faults_end_sent_or_failed_never_twice(
     assert report.finished and report.failed == 2 and report.sent == 60
     received = Counter(fake.recipients())
     assert set(received) == set(addresses) and set(received.values()) == {1}
-    status = ledger.ledger_status(list_engine, EXAMPLE, 600)
+    status = ledger_status(list_engine, EXAMPLE, 600)
     assert sorted(e for e, _ in status.failed) == ["inactive1@example.org", "inactive2@example.org"]
     assert all("ErrorCode 406" in reason for _, reason in status.failed)
 
@@ -248,7 +249,7 @@ def test_provider_refusing_everything_stops_the_send(
     settings = tuned(settings, "postmark", fake.url, batch_size=2, concurrency=1)
     with pytest.raises(NewsletterError, match="refused every message of the last 3 batches"):
         send_issue(settings, issue_dir, environ=ENV)
-    status = ledger.ledger_status(engine, EXAMPLE, 600)
+    status = ledger_status(engine, EXAMPLE, 600)
     assert status.counts["pending"] == 20 and status.counts["failed"] == 0
     assert len(fake.seen) == 3
 
@@ -261,7 +262,7 @@ def test_rejected_key_releases_the_batch(
     settings = tuned(settings, "postmark", fake.url, batch_size=3, concurrency=1)
     with pytest.raises(NewsletterError, match="rejected the API key"):
         send_issue(settings, issue_dir, environ={**ENV, "POSTMARK_SERVER_TOKEN": "wrong-one"})
-    status = ledger.ledger_status(engine, EXAMPLE, 600)
+    status = ledger_status(engine, EXAMPLE, 600)
     assert status.counts["pending"] == 6 and status.counts["uncertain"] == 0
 
 
@@ -314,7 +315,7 @@ def test_killed_sends_resume_without_duplicates(
     final = _send_process(workspace, fake.url, {})
     out, err = final.communicate(timeout=120)
     assert final.returncode in (0, 2), err
-    status = ledger.ledger_status(engine, EXAMPLE, 600)
+    status = ledger_status(engine, EXAMPLE, 600)
     uncertain = set(status.uncertain)
     received = Counter(fake.recipients())
     assert max(received.values()) == 1, "a recipient was accepted twice"
@@ -337,7 +338,7 @@ def test_two_senders_on_postgresql_share_the_work(
     env = {"NEWSLETTER_DATABASE_URL": db_settings.database_url}
     first, second = _send_process(workspace, fake.url, env), _send_process(workspace, fake.url, env)
     results = [p.communicate(timeout=120) for p in (first, second)]
-    failures = ledger.ledger_status(list_engine, EXAMPLE, 600).failed[:3]
+    failures = ledger_status(list_engine, EXAMPLE, 600).failed[:3]
     assert first.returncode == 0 and second.returncode == 0, (results, failures)
     received = Counter(fake.recipients())
     assert set(received) == set(addresses) and set(received.values()) == {1}
@@ -359,7 +360,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, (out, err)
     assert "Stopping after the batches in flight" in err and "run the same command" in err
-    status = ledger.ledger_status(engine, EXAMPLE, 600)
+    status = ledger_status(engine, EXAMPLE, 600)
     assert status.counts["in_flight"] == 0 and status.counts["uncertain"] == 0
     assert 0 < status.counts["sent"] < 200
     fake.delay = 0.0

@@ -16,11 +16,14 @@ import typer
 
 from newsletter.cli.base import app, workspace_settings
 from newsletter.compose.issue import resolve_issue
-from newsletter.delivery.engine import Progress, plan_send, send_issue
-from newsletter.delivery.ledger import ledger_status
+from newsletter.delivery.dry_run import dry_run as run_dry
+from newsletter.delivery.engine import send_issue
+from newsletter.delivery.plan import plan_send
 from newsletter.delivery.providers import Status
+from newsletter.delivery.report import Progress
+from newsletter.delivery.status import ledger_status
 from newsletter.delivery.test_copies import send_test
-from newsletter.errors import NewsletterError
+from newsletter.errors import SendError, UsageError
 from newsletter.storage import open_engine
 
 
@@ -121,9 +124,7 @@ def send(
     )
     typer.echo(f"Duration:  about {_duration(plan.estimate)} at that rate")
     if dry_run:
-        report = send_issue(
-            settings, folder, environ=os.environ, segment=segment or "", dry_run=True
-        )
+        report = run_dry(settings, folder, environ=os.environ, segment=segment or "")
         typer.echo(
             f"Dry run: personalized {report.sent} messages "
             f"({report.personalize_us:.1f} µs each); nothing was sent"
@@ -134,7 +135,7 @@ def send(
         return
     if not yes:
         if not sys.stdin.isatty():
-            raise NewsletterError("pass --yes to send without a question (no terminal to ask on)")
+            raise UsageError("pass --yes to send without a question (no terminal to ask on)")
         typer.confirm(f"Send to {plan.audience} subscribers now?", abort=True)
     stop = threading.Event()
 
@@ -246,7 +247,7 @@ def status(
     finally:
         engine.dispose()
     if not result.exists:
-        raise NewsletterError(f"{key} has not been sent yet (newsletter send {issue})")
+        raise SendError(f"{key} has not been sent yet (newsletter send {issue})")
     if as_json:
         typer.echo(json.dumps(result.as_json(), ensure_ascii=False))
         return

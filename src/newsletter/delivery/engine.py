@@ -1,253 +1,48 @@
 """The send engine: an issue to every active subscriber, exactly once.
 
 The issue is rendered and inlined once; each recipient costs a join of the pre-split
-HTML and text. Batches of the provider's size are claimed in the ledger before their
-HTTP call and answered after it, several at a time in a thread pool, paced by a token
-bucket. A 429 or 5xx pauses the whole pool; a batch whose answer was lost stays
-"uncertain" rather than being sent twice. Stopping (Ctrl-C) lets the batches in flight
-finish; running the command again continues where it stopped.
+HTML and text (see the package docstring). Batches of the provider's size are claimed
+in the ledger before their HTTP call and answered after it, several at a time in a
+thread pool, paced by a token bucket (pacing). A 429 or 5xx pauses the whole pool; a
+batch whose answer was lost becomes "uncertain" rather than being sent twice. Stopping
+(Ctrl-C) lets the batches in flight finish; running the command again continues where
+it stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from sqlalchemy import Engine
 
-from newsletter.audience.subscribers import iter_subscribers
+from newsletter.audience.subscribers import count_audience
 from newsletter.compose.build import content_hash, load_built
-from newsletter.compose.message import Message, build_message
-from newsletter.compose.personalize import Recipient
-from newsletter.compose.render import Rendered
 from newsletter.config import Settings
 from newsletter.delivery import ledger
-from newsletter.delivery.ledger import Claimed
-from newsletter.delivery.providers import (
-    PROVIDERS,
-    Provider,
-    SendResult,
-    Status,
-    api_key,
-    make_provider,
-)
-from newsletter.delivery.providers._http import make_client
-from newsletter.delivery.test_copies import RetryPolicy
-from newsletter.delivery.tokens import secret_key, unsubscribe_token
-from newsletter.errors import NewsletterError, ProviderError
+from newsletter.delivery.addressing import Addresser
+from newsletter.delivery.connect import open_provider
+from newsletter.delivery.dry_run import dry_run as run_dry
+from newsletter.delivery.ledger import Answer, Claimed, State
+from newsletter.delivery.lock import sender_lock
+from newsletter.delivery.pacing import RetryPolicy, TokenBucket
+from newsletter.delivery.plan import batch_size, nobody, resolve_rate
+from newsletter.delivery.providers import Provider, SendResult, Status
+from newsletter.delivery.report import Progress, SendReport
+from newsletter.delivery.status import ledger_status
+from newsletter.delivery.tokens import secret_key
+from newsletter.errors import NewsletterError, ProviderError, RecipientsRejected
 from newsletter.storage import open_engine
 
+__all__ = ["Progress", "SendReport", "send_issue"]
 
-@dataclass
-class Progress:
-    total: int
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-    uncertain: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def done(self) -> int:
-        return self.sent + self.failed + self.skipped + self.uncertain
-
-    @property
-    def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.sent / elapsed if elapsed > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class Plan:
-    issue: str
-    subject: str
-    provider: str
-    audience: int  # messages this run will send, at most
-    already_sent: int
-    uncertain: int  # lost by an earlier run: resent only with --retry-uncertain
-    rate: float
-    concurrency: int
-    batch_size: int
-    resuming: bool
-
-    @property
-    def estimate(self) -> float:
-        return self.audience / self.rate if self.rate else 0.0
-
-
-@dataclass
-class SendReport:
-    issue: str
-    provider: str
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-    uncertain: list[str] = field(default_factory=list)
-    stopped: str = ""  # why the run stopped early; empty when it ran to the end
-    finished: bool = False  # nothing is left pending or in flight
-    dry_run: bool = False
-    personalize_us: float = 0.0  # dry run: microseconds per recipient
-
-
-class TokenBucket:
-    """At most `rate` messages a second on average, bursts of up to `capacity`."""
-
-    def __init__(self, rate: float, capacity: float) -> None:
-        self.rate = rate
-        self.capacity = max(capacity, 1.0)
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-        self.lock = threading.Lock()
-
-    def take(self, count: int, stop: threading.Event) -> bool:
-        """Wait until `count` messages may go; False if stopped while waiting."""
-        count = min(count, int(self.capacity))
-        while True:
-            with self.lock:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-                self.stamp = now
-                if self.tokens >= count:
-                    self.tokens -= count
-                    return True
-                wait_for = (count - self.tokens) / self.rate
-            if stop.wait(min(wait_for, 0.5)):
-                return False
-
-
-def resolve_rate(settings: Settings, provider: str, rate: float | None) -> float:
-    return rate or settings.sending.rate or PROVIDERS[provider].default_rate
-
-
-def _nobody(segment: str) -> NewsletterError:
-    who = f"in segment {segment!r}" if segment else "on the list"
-    return NewsletterError(
-        f"nobody to send to: no active subscribers {who} "
-        "(add some with `newsletter subscribers import`)"
-    )
-
-
-def plan_send(
-    settings: Settings,
-    folder: Path,
-    *,
-    environ: Mapping[str, str],
-    segment: str = "",
-    rate: float | None = None,
-    concurrency: int | None = None,
-) -> Plan:
-    """What `send` would do: to how many, through what, how fast.
-
-    Everything that would stop the send before its first message is checked here: the
-    issue builds, the provider is known and has its key, the signing secret is set, and
-    somebody is on the list.
-    """
-    issue, rendered = load_built(settings, folder)
-    provider = settings.provider.name
-    api_key(provider, environ)
-    secret_key(environ, provider)
-    if provider != "outbox" and not settings.unsubscribe_url.startswith("https://"):
-        raise NewsletterError(
-            f"unsubscribe links must be https:// for one-click unsubscribe (RFC 8058), not "
-            f"{settings.unsubscribe_url}; set unsubscribe_url or site_url in newsletter.toml"
-        )
-    engine = open_engine(settings)
-    try:
-        record = ledger.find_send(engine, issue.key)
-        uncertain = 0
-        if record is None:
-            audience, sent = ledger.count_audience(engine, segment), 0
-            if audience == 0:
-                raise _nobody(segment)
-        else:
-            status = ledger.ledger_status(engine, issue.key, settings.sending.lease)
-            audience, sent = status.counts["pending"], status.counts["sent"]
-            uncertain = status.counts["uncertain"]
-    finally:
-        engine.dispose()
-    return Plan(
-        issue=issue.key,
-        subject=rendered.subject,
-        provider=provider,
-        audience=audience,
-        already_sent=sent,
-        uncertain=uncertain,
-        rate=resolve_rate(settings, provider, rate),
-        concurrency=concurrency or settings.sending.concurrency,
-        batch_size=batch_size(settings, provider, rendered),
-        resuming=record is not None,
-    )
-
-
-# A request carries about this much at most: a batch of 500 fifty-kilobyte messages would
-# be 26 MB of JSON, and several of those in flight cost more memory than they gain speed.
-REQUEST_BUDGET = 8_000_000
-
-
-def batch_size(settings: Settings, provider: str, rendered: Rendered | None = None) -> int:
-    """The provider's batch limit, or less if configured, or if messages are large."""
-    size = PROVIDERS[provider].max_batch
-    if settings.sending.batch_size:
-        size = min(size, settings.sending.batch_size)
-    if rendered is not None:
-        per_message = len(rendered.html.encode()) + len(rendered.text.encode()) + 2048
-        size = min(size, max(1, REQUEST_BUDGET // per_message))
-    return size
-
-
-@contextlib.contextmanager
-def _sender_lock(settings: Settings, engine: Engine, issue: str) -> Iterator[None]:
-    """On SQLite one sender per issue: a second one is refused, not interleaved."""
-    if engine.dialect.name != "sqlite":
-        yield
-        return
-    import fcntl
-
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.state_dir / f"send-{issue}.lock"
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise NewsletterError(
-                f"another newsletter send is working on {issue} ({holder}); wait for it to "
-                "finish, or stop it (its batches in flight finish first)"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class _Personalizer:
-    """Messages for claimed rows: the issue's pre-split parts joined per recipient."""
-
-    def __init__(self, settings: Settings, issue: str, rendered: Rendered, secret: str) -> None:
-        self.settings = settings
-        self.issue = issue
-        self.rendered = rendered
-        self.secret = secret
-        self.base = settings.unsubscribe_url
-
-    def message(self, subscriber_id: int, email: str, name: str) -> Message:
-        token = unsubscribe_token(subscriber_id, self.issue, self.secret)
-        recipient = Recipient(email=email, name=name, unsubscribe_url=f"{self.base}?token={token}")
-        return build_message(self.settings, self.issue, self.rendered, recipient)
+Batch = Future[list[SendResult]]
 
 
 def send_issue(
@@ -263,82 +58,80 @@ def send_issue(
     dry_run: bool = False,
     progress: Callable[[Progress], None] | None = None,
     stop: threading.Event | None = None,
-    transport: httpx.BaseTransport | None = None,
+    provider: Provider | None = None,
 ) -> SendReport:
-    """Send an issue to the list through the ledger; see the module docstring."""
+    """Send an issue to the list through the ledger; see the module docstring.
+
+    `provider` defaults to the configured one, with a client of its own for this send.
+    """
+    if dry_run:
+        return run_dry(settings, folder, environ=environ, segment=segment)
     stop = stop or threading.Event()
     issue, rendered = load_built(settings, folder)
-    provider_name = settings.provider.name
-    secret = secret_key(environ, provider_name)
-    personalizer = _Personalizer(settings, issue.key, rendered, secret)
+    provider_name = provider.name if provider else settings.provider.name
+    addresser = Addresser(settings, issue.key, rendered, secret_key(environ, provider_name))
     engine = open_engine(settings)
     try:
-        if dry_run:
-            return _dry_run(engine, settings, issue.key, segment, personalizer, provider_name)
-        with _sender_lock(settings, engine, issue.key):
-            record = ledger.find_send(engine, issue.key)
-            if record is None and ledger.count_audience(engine, segment) == 0:
-                raise _nobody(segment)
-            with make_client(settings.provider.timeout, transport) as client:
-                provider = make_provider(
-                    settings, client=client, environ=environ, idempotency_scope=issue.key
+        with sender_lock(settings, engine, issue.key), contextlib.ExitStack() as stack:
+            if ledger.find_send(engine, issue.key) is None and not count_audience(engine, segment):
+                raise nobody(segment)
+            if provider is None:
+                provider = stack.enter_context(
+                    open_provider(settings, environ=environ, idempotency_scope=issue.key)
                 )
-                ledger.start_send(
-                    engine,
-                    issue.key,
-                    content_hash(rendered),
-                    segment=segment,
-                    provider=provider_name,
-                    allow_changed=allow_changed,
-                )
-                run = _Run(
-                    settings,
-                    engine,
-                    issue.key,
-                    provider,
-                    personalizer,
-                    stop,
-                    progress,
-                    rate=resolve_rate(settings, provider_name, rate),
-                    concurrency=concurrency or settings.sending.concurrency,
-                    batch_size=batch_size(settings, provider_name, rendered),
-                )
-                report = run.go(retry_uncertain)
-            report.finished = ledger.finish(engine, issue.key)
-            status = ledger.ledger_status(engine, issue.key, settings.sending.lease)
-            report.uncertain = status.uncertain
-            return report
+            ledger.start_send(
+                engine,
+                issue.key,
+                content_hash(rendered),
+                segment=segment,
+                provider=provider_name,
+                allow_changed=allow_changed,
+            )
+            run = _Run(
+                settings,
+                engine,
+                issue.key,
+                provider,
+                addresser,
+                stop,
+                progress,
+                rate=resolve_rate(settings, provider_name, rate),
+                concurrency=concurrency or settings.sending.concurrency,
+                batch_size=batch_size(settings, provider_name, rendered),
+            )
+            report = run.go(retry_uncertain)
+        report.finished = ledger.finish(engine, issue.key)
+        report.uncertain = ledger_status(engine, issue.key, settings.sending.lease).uncertain
+        return report
     finally:
         engine.dispose()
 
 
-def _dry_run(
-    engine: Engine,
-    settings: Settings,
-    issue: str,
-    segment: str,
-    personalizer: _Personalizer,
-    provider: str,
-) -> SendReport:
-    """Personalize every message the send would make; send none, write nothing."""
-    report = SendReport(issue, provider, dry_run=True)
-    record = ledger.find_send(engine, issue)
-    started = time.perf_counter()
-    count = 0
-    if record is None:
-        for s in iter_subscribers(engine, status="active", segment=segment or None):
-            personalizer.message(s.id, s.email, s.name)
-            count += 1
-        if count == 0:
-            raise _nobody(segment)
-    else:
-        for row in ledger.pending_rows(engine, issue):
-            personalizer.message(row.subscriber_id, row.email, row.name)
-            count += 1
-    elapsed = time.perf_counter() - started
-    report.sent = count
-    report.personalize_us = elapsed / count * 1e6 if count else 0.0
-    return report
+def settle(
+    claimed: Sequence[Claimed], results: Sequence[SendResult], max_attempts: int
+) -> tuple[list[Answer], list[Claimed], str]:
+    """What the provider's results mean for the ledger rows of one batch.
+
+    Returns the answers to record, the rows whose answer was lost (uncertain) and the
+    reason they were lost.
+    """
+    answers: list[Answer] = []
+    lost: list[Claimed] = []
+    lost_reason = ""
+    for row, r in zip(claimed, results, strict=True):
+        if r.status is Status.UNCERTAIN:
+            lost.append(row)
+            lost_reason = lost_reason or r.reason
+        elif r.status is Status.SENT:
+            answers.append(Answer(row, State.SENT, r.message_id))
+        elif r.status is Status.RETRY and row.attempt >= max_attempts:
+            reason = f"gave up after {row.attempt} attempts: {r.reason}"
+            answers.append(Answer(row, State.FAILED, error=reason))
+        elif r.status is Status.RETRY:
+            answers.append(Answer(row, State.PENDING, error=r.reason or None))
+        else:
+            answers.append(Answer(row, State.FAILED, error=r.reason or None))
+    return answers, lost, lost_reason
 
 
 class _Run:
@@ -350,7 +143,7 @@ class _Run:
         engine: Engine,
         issue: str,
         provider: Provider,
-        personalizer: _Personalizer,
+        addresser: Addresser,
         stop: threading.Event,
         progress: Callable[[Progress], None] | None,
         *,
@@ -362,7 +155,7 @@ class _Run:
         self.engine = engine
         self.issue = issue
         self.provider = provider
-        self.personalizer = personalizer
+        self.addresser = addresser
         self.stop = stop
         self.on_progress = progress
         self.bucket = TokenBucket(rate, max(rate, batch_size))
@@ -382,7 +175,7 @@ class _Run:
     def go(self, retry_uncertain: bool) -> SendReport:
         self._settle_uncertain(retry_uncertain)
         self.progress.total = ledger.pending_count(self.engine, self.issue) + self.progress.done
-        in_flight: dict[Future[list[SendResult]], tuple[list[Claimed], str]] = {}
+        in_flight: dict[Batch, tuple[list[Claimed], str]] = {}
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool:
             while True:
                 drained = False
@@ -414,24 +207,20 @@ class _Run:
         return delay <= 0 or not self.stop.wait(delay)
 
     def _submit(
-        self,
-        pool: ThreadPoolExecutor,
-        in_flight: dict[Future[list[SendResult]], tuple[list[Claimed], str]],
+        self, pool: ThreadPoolExecutor, in_flight: dict[Batch, tuple[list[Claimed], str]]
     ) -> bool:
         attempt_id = uuid.uuid4().hex
         claimed = ledger.claim(self.engine, self.issue, self.batch_size, attempt_id)
         if not claimed:
             return False
-        messages = [self.personalizer.message(c.subscriber_id, c.email, c.name) for c in claimed]
+        messages = [self.addresser.message(c.subscriber_id, c.email, c.name) for c in claimed]
         if not self.bucket.take(len(messages), self.stop):
             ledger.release(self.engine, claimed, attempt_id, "stopped before sending")
             return False
         in_flight[pool.submit(self.provider.send, messages)] = (claimed, attempt_id)
         return True
 
-    def _answer(
-        self, future: Future[list[SendResult]], claimed: list[Claimed], attempt_id: str
-    ) -> None:
+    def _answer(self, future: Batch, claimed: list[Claimed], attempt_id: str) -> None:
         try:
             results = future.result()
         except ProviderError as exc:  # the key was refused: nothing in this batch went out
@@ -442,43 +231,25 @@ class _Run:
             # A bug, not an answer: the rows may have gone out, so they stay uncertain.
             ledger.mark_uncertain(self.engine, claimed, attempt_id, "the sender crashed")
             raise
-        if any(r.status is Status.UNCERTAIN for r in results) and self.provider.idempotent:
-            # The batch's idempotency key makes resending it safe.
+        if self.provider.idempotent:
+            # The batch's idempotency key makes resending a lost batch safe.
             results = [
                 SendResult(r.email, Status.RETRY, reason=r.reason)
                 if r.status is Status.UNCERTAIN
                 else r
                 for r in results
             ]
-        lost = [
-            (c, r) for c, r in zip(claimed, results, strict=True) if r.status is Status.UNCERTAIN
-        ]
+        answers, lost, reason = settle(claimed, results, self.max_attempts)
         if lost:
-            ledger.mark_uncertain(self.engine, [c for c, _ in lost], attempt_id, lost[0][1].reason)
+            ledger.mark_uncertain(self.engine, lost, attempt_id, reason)
             self.progress.uncertain += len(lost)
-        answered = [
-            (c, r)
-            for c, r in zip(claimed, results, strict=True)
-            if r.status is not Status.UNCERTAIN
-        ]
-        ledger.record(
-            self.engine,
-            [c for c, _ in answered],
-            [r for _, r in answered],
-            attempt_id,
-            self.max_attempts,
-        )
-        self._count(claimed, results)
+        ledger.record(self.engine, answers, attempt_id)
+        self._count(answers, results)
 
-    def _count(self, claimed: list[Claimed], results: list[SendResult]) -> None:
-        sent = sum(r.status is Status.SENT for r in results)
+    def _count(self, answers: list[Answer], results: list[SendResult]) -> None:
+        sent = sum(a.state is State.SENT for a in answers)
+        refused = [a.row.id for a in answers if a.state is State.FAILED]
         retry = [r for r in results if r.status is Status.RETRY]
-        refused = [
-            c.id
-            for c, r in zip(claimed, results, strict=True)
-            if r.status in (Status.REJECTED, Status.FAILED)
-            or (r.status is Status.RETRY and c.attempt >= self.max_attempts)
-        ]
         self.report.sent += sent
         self.progress.sent += sent
         self.report.failed += len(refused)
@@ -506,25 +277,26 @@ class _Run:
         ledger.reopen(self.engine, ids, f"send stopped: {reason}")
         self.report.failed -= len(ids)
         self.progress.failed -= len(ids)
-        self.error = NewsletterError(
+        self.error = RecipientsRejected(
             f"the provider refused every message of the last {len(self.failed_streak)} batches "
             f"({reason}); stopped so as not to burn the list. Fix the cause and run the same "
-            "command again: those recipients are still pending"
+            "command again: those recipients are still pending",
+            provider=self.provider.name,
         )
 
     def _settle_uncertain(self, retry_uncertain: bool) -> None:
         """Batches an earlier run lost: resend where that is safe or asked for."""
-        batches = ledger.uncertain_batches(self.engine, self.issue, self.settings.sending.lease)
-        for old_attempt, rows in batches.items():
+        ledger.expire_overdue(self.engine, self.issue, self.settings.sending.lease)
+        for old_attempt, rows in ledger.uncertain_batches(self.engine, self.issue).items():
             if self.provider.idempotent:
                 # The same rows make the same batch and the same idempotency key.
                 attempt_id = uuid.uuid4().hex
                 taken = ledger.reclaim(self.engine, rows, old_attempt, attempt_id)
                 if taken:
                     messages = [
-                        self.personalizer.message(c.subscriber_id, c.email, c.name) for c in taken
+                        self.addresser.message(c.subscriber_id, c.email, c.name) for c in taken
                     ]
-                    future: Future[list[SendResult]] = Future()
+                    future: Batch = Future()
                     try:
                         future.set_result(self.provider.send(messages))
                     except Exception as exc:  # noqa: BLE001 - handled by _answer

@@ -1,12 +1,13 @@
-"""Sending: batches to a provider, retries, and test sends.
+"""Test copies: an issue to a few editors, "[TEST] " in the subject, never in the ledger.
 
 `deliver` owns what the provider adapters do not: splitting into batches of the provider's
 size, retrying what the provider said to retry (honouring Retry-After, with capped,
-jittered exponential backoff) and turning every message into a final result.
+jittered exponential backoff; see pacing) and turning every message into a final result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import uuid
@@ -14,32 +15,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from newsletter.audience.addresses import check_address
 from newsletter.compose.build import load_built
 from newsletter.compose.message import Message, build_message
 from newsletter.compose.personalize import Recipient
 from newsletter.config import Settings
-from newsletter.delivery.providers import Provider, SendResult, Status, make_provider
-from newsletter.delivery.providers._http import make_client
+from newsletter.delivery.connect import open_provider
+from newsletter.delivery.pacing import RetryPolicy
+from newsletter.delivery.providers import Provider, SendResult, Status
 from newsletter.errors import SubscriberError
 
 TEST_PREFIX = "[TEST] "
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    # A provider asking for a longer pause than this gets the message marked failed.
-    max_retry_after: float = 120.0
-
-    def delay(self, attempt: int, retry_after: float | None, jitter: float) -> float:
-        """Seconds before retry number `attempt` (0-based); jitter is in [0, 1)."""
-        backoff = min(self.max_delay, self.base_delay * 2.0**attempt) * (0.5 + jitter / 2)
-        return max(backoff, retry_after or 0.0)
 
 
 def deliver(
@@ -103,10 +89,13 @@ def send_test(
     environ: Mapping[str, str],
     provider_name: str | None = None,
     sandbox: bool = False,
-    transport: httpx.BaseTransport | None = None,
+    provider: Provider | None = None,
     policy: RetryPolicy | None = None,
 ) -> TestSend:
-    """Send test copies of an issue: "[TEST] " subject, sample values, never the ledger."""
+    """Send test copies of an issue: "[TEST] " subject, sample values, never the ledger.
+
+    `provider` defaults to the configured one (or `provider_name`), with its own client.
+    """
     addresses = list(dict.fromkeys(check_address(a) for a in to))
     if not addresses:
         raise SubscriberError("no recipients: give --to ADDRESS at least once")
@@ -127,18 +116,21 @@ def send_test(
         )
         for address in addresses
     ]
-    with make_client(settings.provider.timeout, transport) as client:
-        provider = make_provider(
-            settings,
-            provider_name,
-            client=client,
-            environ=environ,
-            sandbox=sandbox,
-            # a fresh scope per run: retries within it are idempotent, a new run sends again
-            idempotency_scope=f"test-{issue.key}-{run}",
-        )
-        policy = policy or RetryPolicy(
-            attempts=settings.provider.retries, base_delay=settings.provider.retry_delay
-        )
+    policy = policy or RetryPolicy(
+        attempts=settings.provider.retries, base_delay=settings.provider.retry_delay
+    )
+    with contextlib.ExitStack() as stack:
+        if provider is None:
+            provider = stack.enter_context(
+                open_provider(
+                    settings,
+                    environ=environ,
+                    name=provider_name,
+                    sandbox=sandbox,
+                    # a fresh scope per run: retries within it are idempotent, a new run
+                    # sends again
+                    idempotency_scope=f"test-{issue.key}-{run}",
+                )
+            )
         results = deliver(provider, messages, policy)
     return TestSend(provider.name, messages[0].subject, results)
