@@ -1,0 +1,66 @@
+"""Addresses as people type them: one mailbox with a display name, and one key per person."""
+
+from __future__ import annotations
+
+import pytest
+
+from newsletter.audience.addresses import (
+    parse_mailbox,
+    same_address_key,
+    unique_addresses,
+)
+from newsletter.errors import SubscriberError
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ana@example.org", ("", "ana@example.org")),
+        ("  Ana@Example.ORG ", ("", "Ana@example.org")),
+        ("<ana@example.org>", ("", "ana@example.org")),
+        ("Zoë Ngata <zoe@example.org>", ("Zoë Ngata", "zoe@example.org")),
+        ('"Lima, Ana" <ana@example.org>', ("Lima, Ana", "ana@example.org")),
+        ("=?utf-8?q?Zo=C3=AB?= <zoe@example.org>", ("Zoë", "zoe@example.org")),
+        ("José <josé@exämple.org>", ("José", "josé@exämple.org")),
+        ("Ana <ana@xn--bcher-kva.de>", ("Ana", "ana@bücher.de")),
+        ("ana@example.org (Ana)", ("", "ana@example.org")),
+    ],
+)
+def test_one_mailbox(text: str, expected: tuple[str, str]) -> None:
+    assert parse_mailbox(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Evil <a@b.co>, victim@example.org", "is 2 addresses; give one"),
+        ("a@b.co, c@d.co", "is 2 addresses"),
+        ("Evil <a@b.co> victim@example.org", "is not one address"),
+        ("<a@b.co> <c@d.co>", "is not one address"),
+        ("Friends: a@b.co, c@d.co;", "is a group of addresses"),
+        ("undisclosed-recipients:;", "is a group of addresses"),
+        ("Ana <ana@example.org", "is not one address"),
+        ("Ana <>", "is not one address"),
+        ("", "invalid address ''"),
+        ("not an address", "invalid address 'not an address'"),
+        ("Ana <not an address>", "is not one address"),
+        ("Ana <ana@example>", "invalid address 'Ana <ana@example>'"),
+        ("Ana\n<ana@example.org>", "line break or control code"),
+        ("ana@example.org\r\nBcc: victim@example.org", "line break or control code"),
+    ],
+)
+def test_anything_but_one_mailbox_is_refused_in_one_line(text: str, reason: str) -> None:
+    with pytest.raises(SubscriberError) as info:
+        parse_mailbox(text)
+    message = str(info.value)
+    assert reason in message
+    assert repr(text) in message and "\n" not in message
+
+
+def test_same_address_key_and_dedupe() -> None:
+    assert same_address_key("ME@example.org", "me@EXAMPLE.org")
+    assert not same_address_key("me@example.org", "you@example.org")
+    assert unique_addresses(["ME@example.org", "you@example.org", "me@example.org"]) == [
+        "ME@example.org",
+        "you@example.org",
+    ]
