@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import email
-import fcntl
 import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,12 +23,13 @@ from sqlalchemy import Engine
 
 from newsletter.audience.importing import import_csv
 from newsletter.audience.subscribers import add_subscriber, remove_subscriber
-from newsletter.config import ProviderSettings, SendingSettings, Settings
+from newsletter.config import ProviderSettings, SendingSettings, Settings, load_settings
 from newsletter.delivery import ledger
 from newsletter.delivery.engine import send_issue
+from newsletter.delivery.senders import Sender
 from newsletter.delivery.status import ledger_status
 from newsletter.delivery.tokens import read_unsubscribe_token
-from newsletter.errors import ConfigError, NewsletterError, SubscriberError
+from newsletter.errors import ConfigError, NewsletterError, SendError, SubscriberError
 from newsletter.storage import open_engine
 
 from conftest import EXAMPLE
@@ -168,12 +169,28 @@ def test_bad_input(settings: Settings, issue_dir: Path, tmp_path: Path) -> None:
 def test_second_sender_on_sqlite_is_refused(
     settings: Settings, issue_dir: Path, tmp_path: Path
 ) -> None:
-    populate(open_engine(settings), tmp_path, 3)
-    settings.state_dir.mkdir(exist_ok=True)
-    with open(settings.state_dir / f"send-{EXAMPLE}.lock", "a+") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    engine = open_engine(settings)
+    populate(engine, tmp_path, 3)
+    with Sender(engine, EXAMPLE):  # another process at work on the same issue
         with pytest.raises(NewsletterError, match="another newsletter send is working on"):
             send_issue(tuned(settings), issue_dir, environ=ENV)
+
+
+def test_the_send_lock_lives_in_the_database_not_the_workspace(
+    settings: Settings, workspace: Path, tmp_path: Path
+) -> None:
+    """Two workspaces on one SQLite database: the second sender is refused all the same."""
+    engine = open_engine(settings)
+    populate(engine, tmp_path, 3)
+    other = tmp_path / "other"
+    shutil.copytree(workspace, other, ignore=shutil.ignore_patterns(".newsletter"))
+    shared = dataclasses.replace(
+        load_settings(other, environ={}), database_url=settings.database_url
+    )
+    with Sender(engine, EXAMPLE):
+        with pytest.raises(SendError, match="another newsletter send is working on"):
+            send_issue(tuned(shared), other / "issues" / EXAMPLE, environ=ENV)
+    assert not (other / ".newsletter" / "outbox").exists()
 
 
 def test_dry_run_writes_nothing(settings: Settings, issue_dir: Path, tmp_path: Path) -> None:

@@ -13,11 +13,13 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from newsletter.audience.subscribers import add_subscriber, remove_subscriber
+from newsletter.config import Settings
 from newsletter.delivery import ledger
 from newsletter.delivery.ledger import Answer, State
+from newsletter.delivery.senders import STALE, Sender, dead_senders, senders_in_flight
 from newsletter.delivery.status import ledger_status
 from newsletter.errors import SendError
-from newsletter.storage import deliveries, transaction
+from newsletter.storage import deliveries, open_engine, senders, transaction
 
 ISSUE = "2026-11-26-welcome"
 
@@ -127,21 +129,56 @@ def test_lost_answers_are_uncertain_until_requeued_or_reclaimed(started: Engine)
     assert {states(started)[c.email] for c in lost} == {State.PENDING}
 
 
-def test_rows_of_a_dead_sender_expire_into_uncertain(started: Engine) -> None:
-    claimed = ledger.claim(started, ISSUE, 2, "dead")
-    lease = 600.0
-    assert ledger.expire_overdue(started, ISSUE, lease) == (
-        2 if started.dialect.name == "sqlite" else 0  # SQLite: one sender, so it is gone
-    )
-    with transaction(started) as conn:
+def _die(sender: Sender) -> None:
+    """What a SIGKILL does to a sender: no goodbye, its heartbeat stops, its lock goes."""
+    sender._stop.set()
+    if sender._lock is not None:
+        sender._lock.close()  # PostgreSQL releases the advisory lock with the session
+    with transaction(sender.engine) as conn:
         conn.execute(
-            update(deliveries)
-            .where(deliveries.c.attempt_id == "dead", deliveries.c.state == State.IN_FLIGHT)
-            .values(claimed_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=lease + 5))
+            update(senders)
+            .where(senders.c.id == sender.id)
+            .values(heartbeat_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=STALE + 1))
         )
-    assert ledger_status(started, ISSUE, lease).counts["uncertain"] == 2
-    ledger.expire_overdue(started, ISSUE, lease)
+
+
+def test_rows_of_a_dead_sender_become_uncertain(started: Engine) -> None:
+    sender = Sender(started, ISSUE).__enter__()
+    claimed = ledger.claim(started, ISSUE, 2, sender.attempt_id())
+    held = senders_in_flight(started, ISSUE)
+    assert held == {sender.id: 2}
+    assert dead_senders(started, ISSUE, held) == set()  # alive: its rows are in flight
+    assert ledger_status(started, ISSUE, 600).counts["in_flight"] == 2
+    _die(sender)
+    assert dead_senders(started, ISSUE, held) == {sender.id}
+    status = ledger_status(started, ISSUE, 600)  # seen at once, before anyone writes it down
+    assert status.counts["uncertain"] == 2 and status.counts["in_flight"] == 0
+    assert ledger.orphan(started, ISSUE, {sender.id}, 600) == 2
     assert {states(started)[c.email] for c in claimed} == {State.UNCERTAIN}
+
+
+def test_a_batch_older_than_the_lease_is_lost_even_if_its_sender_lives(started: Engine) -> None:
+    with Sender(started, ISSUE) as sender:
+        claimed = ledger.claim(started, ISSUE, 2, sender.attempt_id())
+        with transaction(started) as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.state == State.IN_FLIGHT)
+                .values(claimed_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=605))
+            )
+        assert ledger_status(started, ISSUE, 600).counts["uncertain"] == 2
+        assert ledger.orphan(started, ISSUE, set(), 600) == 2
+    assert {states(started)[c.email] for c in claimed} == {State.UNCERTAIN}
+
+
+def test_sqlite_has_one_sender_per_issue_until_it_dies(settings: Settings) -> None:
+    started = open_engine(settings)  # SQLite only: PostgreSQL lets several senders share
+    first = Sender(started, ISSUE).__enter__()
+    with pytest.raises(SendError, match="another newsletter send is working on"):
+        Sender(started, ISSUE).__enter__()
+    _die(first)
+    with Sender(started, ISSUE) as second:
+        assert second.id != first.id
 
 
 def test_finish_only_when_nothing_is_left(started: Engine) -> None:

@@ -1,12 +1,14 @@
 """The send engine: an issue to every active subscriber, exactly once.
 
 The issue is rendered and inlined once; each recipient costs a join of the pre-split
-HTML and text (see the package docstring). Batches of the provider's size are claimed
-in the ledger before their HTTP call and answered after it, several at a time in a
-thread pool, paced by a token bucket (pacing). A 429 or 5xx pauses the whole pool; a
-batch whose answer was lost becomes "uncertain" rather than being sent twice. Stopping
-(Ctrl-C) lets the batches in flight finish; running the command again continues where
-it stopped.
+HTML and text (see the package docstring). The main loop waits until a slot in the pool
+is free, any pool-wide pause (429, 5xx) is over and the token bucket lets a batch go
+*now*; only then does it claim rows, so no row waits in flight. A worker thread sends
+the batch and records its answer the moment it comes, whatever the main loop is doing.
+A batch whose answer was lost becomes "uncertain" rather than being sent twice; a
+passing fault that outlasts the retries leaves rows pending for the next run, never
+failed. Stopping (Ctrl-C) lets the batches in flight finish; a second Ctrl-C quits at
+once and marks them uncertain. Running the command again continues where it stopped.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import contextlib
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -30,19 +31,24 @@ from newsletter.delivery.addressing import Addresser
 from newsletter.delivery.connect import open_provider
 from newsletter.delivery.dry_run import dry_run as run_dry
 from newsletter.delivery.ledger import Answer, Claimed, State
-from newsletter.delivery.lock import sender_lock
 from newsletter.delivery.pacing import RetryPolicy, TokenBucket
-from newsletter.delivery.plan import batch_size, nobody, resolve_rate
+from newsletter.delivery.plan import batch_size, checked_options, nobody, resolve_rate
 from newsletter.delivery.providers import Provider, SendResult, Status
 from newsletter.delivery.report import Progress, SendReport
+from newsletter.delivery.senders import (
+    Sender,
+    dead_senders,
+    others_at_work,
+    senders_in_flight,
+)
 from newsletter.delivery.status import ledger_status
 from newsletter.delivery.tokens import secret_key
 from newsletter.errors import NewsletterError, ProviderError, RecipientsRejected
 from newsletter.storage import open_engine
 
-__all__ = ["Progress", "SendReport", "send_issue"]
+__all__ = ["Progress", "SendReport", "send_issue", "settle"]
 
-Batch = Future[list[SendResult]]
+Batch = Future[None]
 
 
 def send_issue(
@@ -54,6 +60,7 @@ def send_issue(
     rate: float | None = None,
     concurrency: int | None = None,
     retry_uncertain: bool = False,
+    retry_failed: bool = False,
     allow_changed: bool = False,
     dry_run: bool = False,
     progress: Callable[[Progress], None] | None = None,
@@ -64,6 +71,7 @@ def send_issue(
 
     `provider` defaults to the configured one, with a client of its own for this send.
     """
+    rate, concurrency = checked_options(rate, concurrency)
     if dry_run:
         return run_dry(settings, folder, environ=environ, segment=segment)
     stop = stop or threading.Event()
@@ -72,13 +80,15 @@ def send_issue(
     addresser = Addresser(settings, issue.key, rendered, secret_key(environ, provider_name))
     engine = open_engine(settings)
     try:
-        with sender_lock(settings, engine, issue.key), contextlib.ExitStack() as stack:
-            if ledger.find_send(engine, issue.key) is None and not count_audience(engine, segment):
-                raise nobody(segment)
+        with contextlib.ExitStack() as stack:
             if provider is None:
+                # Opened first: a missing or malformed key stops us before anything else.
                 provider = stack.enter_context(
                     open_provider(settings, environ=environ, idempotency_scope=issue.key)
                 )
+            sender = stack.enter_context(Sender(engine, issue.key))
+            if ledger.find_send(engine, issue.key) is None and not count_audience(engine, segment):
+                raise nobody(segment)
             ledger.start_send(
                 engine,
                 issue.key,
@@ -93,13 +103,17 @@ def send_issue(
                 issue.key,
                 provider,
                 addresser,
+                sender,
                 stop,
                 progress,
                 rate=resolve_rate(settings, provider_name, rate),
                 concurrency=concurrency or settings.sending.concurrency,
                 batch_size=batch_size(settings, provider_name, rendered),
             )
-            report = run.go(retry_uncertain)
+            report = run.go(retry_uncertain=retry_uncertain, retry_failed=retry_failed)
+            others = others_at_work(engine, issue.key, sender.id)
+        report.elsewhere = [str(o) for o in others]
+        report.in_flight_elsewhere = sum(o.in_flight for o in others)
         report.finished = ledger.finish(engine, issue.key)
         report.uncertain = ledger_status(engine, issue.key, settings.sending.lease).uncertain
         return report
@@ -108,7 +122,7 @@ def send_issue(
 
 
 def settle(
-    claimed: Sequence[Claimed], results: Sequence[SendResult], max_attempts: int
+    claimed: Sequence[Claimed], results: Sequence[SendResult]
 ) -> tuple[list[Answer], list[Claimed], str]:
     """What the provider's results mean for the ledger rows of one batch.
 
@@ -124,10 +138,9 @@ def settle(
             lost_reason = lost_reason or r.reason
         elif r.status is Status.SENT:
             answers.append(Answer(row, State.SENT, r.message_id))
-        elif r.status is Status.RETRY and row.attempt >= max_attempts:
-            reason = f"gave up after {row.attempt} attempts: {r.reason}"
-            answers.append(Answer(row, State.FAILED, error=reason))
         elif r.status is Status.RETRY:
+            # Back in the queue; after max_attempts tries in this run it waits for the
+            # next run (ledger.claim skips it), but it never fails for a passing fault.
             answers.append(Answer(row, State.PENDING, error=r.reason or None))
         else:
             answers.append(Answer(row, State.FAILED, error=r.reason or None))
@@ -144,6 +157,7 @@ class _Run:
         issue: str,
         provider: Provider,
         addresser: Addresser,
+        sender: Sender,
         stop: threading.Event,
         progress: Callable[[Progress], None] | None,
         *,
@@ -156,81 +170,119 @@ class _Run:
         self.issue = issue
         self.provider = provider
         self.addresser = addresser
+        self.sender = sender
         self.stop = stop
         self.on_progress = progress
-        self.bucket = TokenBucket(rate, max(rate, batch_size))
         self.concurrency = concurrency
-        self.batch_size = min(batch_size, provider.max_batch)
+        # About a second of sending at most, so that pacing never holds rows in flight.
+        self.batch_size = max(1, min(batch_size, provider.max_batch, int(rate)))
+        self.bucket = TokenBucket(rate, self.batch_size)
         self.max_attempts = settings.provider.retries
         self.policy = RetryPolicy(
             attempts=settings.provider.retries, base_delay=settings.provider.retry_delay
         )
         self.report = SendReport(issue, provider.name)
         self.progress = Progress(total=ledger.pending_count(engine, issue))
+        self.lock = threading.Lock()  # the counters below change in worker threads
         self.pause_until = 0.0
         self.retry_streak = 0
         self.failed_streak: list[list[int]] = []
         self.error: NewsletterError | None = None
+        self.halt = ""  # why the run must stop although rows are left
 
-    def go(self, retry_uncertain: bool) -> SendReport:
+    # --- the main loop ------------------------------------------------------------------
+
+    def go(self, *, retry_uncertain: bool, retry_failed: bool) -> SendReport:
+        self._reap()
+        if retry_failed:
+            ledger.requeue_failed(self.engine, self.issue)
+        ledger.fresh_attempts(self.engine, self.issue)
         self._settle_uncertain(retry_uncertain)
         self.progress.total = ledger.pending_count(self.engine, self.issue) + self.progress.done
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="send")
         in_flight: dict[Batch, tuple[list[Claimed], str]] = {}
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool:
-            while True:
-                drained = False
-                if not self._should_stop() and len(in_flight) < self.concurrency:
-                    if self._pause():
-                        if self._submit(pool, in_flight):
-                            continue  # fill the free slots first
-                        drained = True  # nothing pending that is not already in flight
-                if not in_flight:
-                    if self._should_stop() or drained:
-                        break
-                    continue
-                done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in done:
-                    claimed, attempt_id = in_flight.pop(future)
-                    self._answer(future, claimed, attempt_id)
+        quitting = False
+        try:
+            self._loop(pool, in_flight)
+            while in_flight:  # stopping: the batches on the wire finish and are recorded
+                self._wait(in_flight)
+        except KeyboardInterrupt:
+            # A second Ctrl-C: quit now. What is on the wire may or may not arrive.
+            quitting = True
+            for claimed, attempt_id in in_flight.values():
+                ledger.mark_uncertain(self.engine, claimed, attempt_id, "quit before the answer")
+            raise
+        finally:
+            pool.shutdown(wait=not quitting, cancel_futures=quitting)
         if self.error is not None:
             raise self.error
+        self._reap()
+        self.report.deferred = ledger.pending_count(self.engine, self.issue)
+        if self.halt:
+            self.report.stopped = self.halt
+        elif self.report.deferred and not self.report.interrupted:
+            self.report.stopped = (
+                f"{self.report.deferred} recipients are still pending: the provider asked "
+                f"{self.max_attempts} times to try them later. Run the same command again "
+                "to continue"
+            )
         return self.report
+
+    def _loop(
+        self, pool: ThreadPoolExecutor, in_flight: dict[Batch, tuple[list[Claimed], str]]
+    ) -> None:
+        while not self._should_stop():
+            if len(in_flight) >= self.concurrency:
+                self._wait(in_flight)
+                continue
+            delay = self.pause_until - time.monotonic()
+            if delay > 0:
+                self.stop.wait(min(delay, 0.5))
+                continue
+            if not self.bucket.take(self.batch_size, self.stop):
+                continue
+            attempt_id = self.sender.attempt_id()
+            claimed = ledger.claim(
+                self.engine, self.issue, self.batch_size, attempt_id, self.max_attempts
+            )
+            self.bucket.give_back(self.batch_size - len(claimed))
+            if not claimed:
+                if not in_flight:
+                    return  # nothing left that this run may send
+                self._wait(in_flight)
+                continue
+            in_flight[pool.submit(self._send, claimed, attempt_id)] = (claimed, attempt_id)
+
+    def _wait(self, in_flight: dict[Batch, tuple[list[Claimed], str]]) -> None:
+        done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+        for future in done:
+            del in_flight[future]
+            future.result()  # a bug in a worker surfaces here
 
     def _should_stop(self) -> bool:
         if self.stop.is_set() and not self.report.stopped:
             self.report.stopped = "stopped on request; run the same command to continue"
-        return self.stop.is_set() or self.error is not None
+            self.report.interrupted = True
+        return self.stop.is_set() or self.error is not None or bool(self.halt)
 
-    def _pause(self) -> bool:
-        """Wait out a pool-wide pause (429 or 5xx); False if stopped meanwhile."""
-        delay = self.pause_until - time.monotonic()
-        return delay <= 0 or not self.stop.wait(delay)
+    # --- in a worker thread --------------------------------------------------------------
 
-    def _submit(
-        self, pool: ThreadPoolExecutor, in_flight: dict[Batch, tuple[list[Claimed], str]]
-    ) -> bool:
-        attempt_id = uuid.uuid4().hex
-        claimed = ledger.claim(self.engine, self.issue, self.batch_size, attempt_id)
-        if not claimed:
-            return False
+    def _send(self, claimed: list[Claimed], attempt_id: str) -> None:
         messages = [self.addresser.message(c.subscriber_id, c.email, c.name) for c in claimed]
-        if not self.bucket.take(len(messages), self.stop):
-            ledger.release(self.engine, claimed, attempt_id, "stopped before sending")
-            return False
-        in_flight[pool.submit(self.provider.send, messages)] = (claimed, attempt_id)
-        return True
-
-    def _answer(self, future: Batch, claimed: list[Claimed], attempt_id: str) -> None:
         try:
-            results = future.result()
+            results = self.provider.send(messages)
         except ProviderError as exc:  # the key was refused: nothing in this batch went out
             ledger.release(self.engine, claimed, attempt_id, str(exc))
-            self.error = self.error or exc
+            with self.lock:
+                self.error = self.error or exc
             return
-        except Exception:
+        except BaseException:
             # A bug, not an answer: the rows may have gone out, so they stay uncertain.
             ledger.mark_uncertain(self.engine, claimed, attempt_id, "the sender crashed")
             raise
+        self._answer(claimed, results, attempt_id)
+
+    def _answer(self, claimed: list[Claimed], results: list[SendResult], attempt_id: str) -> None:
         if self.provider.idempotent:
             # The batch's idempotency key makes resending a lost batch safe.
             results = [
@@ -239,12 +291,15 @@ class _Run:
                 else r
                 for r in results
             ]
-        answers, lost, reason = settle(claimed, results, self.max_attempts)
+        answers, lost, reason = settle(claimed, results)
         if lost:
             ledger.mark_uncertain(self.engine, lost, attempt_id, reason)
-            self.progress.uncertain += len(lost)
         ledger.record(self.engine, answers, attempt_id)
-        self._count(answers, results)
+        with self.lock:
+            self.progress.uncertain += len(lost)
+            self._count(answers, results)
+            if self.on_progress is not None:
+                self.on_progress(self.progress)
 
     def _count(self, answers: list[Answer], results: list[SendResult]) -> None:
         sent = sum(a.state is State.SENT for a in answers)
@@ -255,20 +310,43 @@ class _Run:
         self.report.failed += len(refused)
         self.progress.failed += len(refused)
         if retry:
-            waits = [r.retry_after or 0.0 for r in retry]
-            delay = self.policy.delay(self.retry_streak, max(waits), random.random())
-            self.pause_until = max(self.pause_until, time.monotonic() + delay)
-            self.retry_streak += 1
+            self._back_off(retry, sent)
         elif sent:
             self.retry_streak = 0
+            self.progress.waiting_until = None
         if sent == 0 and not retry and len(refused) == len(results):
             self.failed_streak.append(refused)
             if len(self.failed_streak) >= self.settings.sending.max_failed_batches:
                 self._give_up(results)
         elif sent:
             self.failed_streak = []
-        if self.on_progress is not None:
-            self.on_progress(self.progress)
+
+    def _back_off(self, retry: list[SendResult], sent: int) -> None:
+        """Pause the whole pool; stop when the provider keeps failing or wants a long wait."""
+        asked = max(r.retry_after or 0.0 for r in retry)
+        cap = self.policy.max_retry_after
+        if asked > cap:
+            until = time.strftime("%H:%M", time.localtime(time.time() + asked))
+            self.halt = (
+                f"the provider asked to wait {asked:.0f} s (until {until}): {retry[0].reason}. "
+                "Those recipients are still pending: run the same command again then"
+            )
+            return
+        now = time.monotonic()
+        if now >= self.pause_until and not sent:
+            # A new round of failures (batches failing within one pause count once).
+            self.retry_streak += 1
+            if self.retry_streak >= self.max_attempts:
+                self.halt = (
+                    f"the provider kept failing ({retry[0].reason}); stopped after "
+                    f"{self.retry_streak} rounds of retries so as not to burn the list. "
+                    "Nothing was lost: those recipients are still pending. Run the same "
+                    "command again when the provider is back"
+                )
+                return
+        delay = self.policy.delay(max(self.retry_streak - 1, 0), asked, random.random())
+        self.pause_until = max(self.pause_until, now + delay)
+        self.progress.waiting_until = time.time() + (self.pause_until - now)
 
     def _give_up(self, results: list[SendResult]) -> None:
         """The provider refused every message of several batches: stop, keep them pending."""
@@ -277,30 +355,30 @@ class _Run:
         ledger.reopen(self.engine, ids, f"send stopped: {reason}")
         self.report.failed -= len(ids)
         self.progress.failed -= len(ids)
-        self.error = RecipientsRejected(
+        self.error = self.error or RecipientsRejected(
             f"the provider refused every message of the last {len(self.failed_streak)} batches "
             f"({reason}); stopped so as not to burn the list. Fix the cause and run the same "
             "command again: those recipients are still pending",
             provider=self.provider.name,
         )
 
+    # --- before the loop -----------------------------------------------------------------
+
+    def _reap(self) -> None:
+        """Rows of senders that died in flight become uncertain."""
+        holders = senders_in_flight(self.engine, self.issue)
+        holders.pop(self.sender.id, None)
+        dead = dead_senders(self.engine, self.issue, holders)
+        ledger.orphan(self.engine, self.issue, dead, self.settings.sending.lease)
+
     def _settle_uncertain(self, retry_uncertain: bool) -> None:
         """Batches an earlier run lost: resend where that is safe or asked for."""
-        ledger.expire_overdue(self.engine, self.issue, self.settings.sending.lease)
         for old_attempt, rows in ledger.uncertain_batches(self.engine, self.issue).items():
             if self.provider.idempotent:
                 # The same rows make the same batch and the same idempotency key.
-                attempt_id = uuid.uuid4().hex
+                attempt_id = self.sender.attempt_id()
                 taken = ledger.reclaim(self.engine, rows, old_attempt, attempt_id)
                 if taken:
-                    messages = [
-                        self.addresser.message(c.subscriber_id, c.email, c.name) for c in taken
-                    ]
-                    future: Batch = Future()
-                    try:
-                        future.set_result(self.provider.send(messages))
-                    except Exception as exc:  # noqa: BLE001 - handled by _answer
-                        future.set_exception(exc)
-                    self._answer(future, taken, attempt_id)
+                    self._send(taken, attempt_id)
             elif retry_uncertain:
                 ledger.requeue(self.engine, rows, old_attempt)

@@ -20,11 +20,11 @@ the engine's to decide (`Answer`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, literal, select, text, update
+from sqlalchemy import Engine, and_, func, insert, literal, or_, select, text, update
 
 from newsletter.audience.subscribers import audience_where
 from newsletter.errors import SendError
@@ -159,13 +159,22 @@ def start_send(
     return SendRecord(issue, content_hash, segment, provider, audience, True)
 
 
-def claim(engine: Engine, issue: str, size: int, attempt_id: str) -> list[Claimed]:
-    """Mark up to `size` pending rows in flight for this attempt; skip those who left."""
+def claim(
+    engine: Engine, issue: str, size: int, attempt_id: str, max_attempts: int = 1_000_000
+) -> list[Claimed]:
+    """Mark up to `size` pending rows in flight for this attempt; skip those who left.
+
+    Rows already tried `max_attempts` times in this run wait for the next run.
+    """
     stamp = now()
     with transaction(engine) as conn:
         chosen = (
             select(deliveries.c.id)
-            .where(deliveries.c.issue == issue, deliveries.c.state == State.PENDING)
+            .where(
+                deliveries.c.issue == issue,
+                deliveries.c.state == State.PENDING,
+                deliveries.c.attempt < max_attempts,
+            )
             .order_by(deliveries.c.id)
             .limit(size)
         )
@@ -293,28 +302,26 @@ def _update_held(
         )
 
 
-def effective_lease(engine: Engine, lease: float) -> float:
-    """On SQLite one sender works an issue at a time, so whatever is in flight is lost."""
-    return 0.0 if engine.dialect.name == "sqlite" else lease
-
-
-def overdue_in_flight(issue: str, cutoff: dt.datetime) -> Any:
-    """The rows claimed before `cutoff` and still unanswered: their sender is gone."""
-    return (
+def stale_claims(issue: str, senders: Collection[str], lease: float) -> Any:
+    """The rows in flight whose sender is dead, or whose answer is older than the lease."""
+    cutoff = now() - dt.timedelta(seconds=lease)
+    whose = [deliveries.c.attempt_id.startswith(f"{s}.", autoescape=True) for s in senders]
+    whose += [deliveries.c.attempt_id == s for s in senders]  # attempt ids of older versions
+    return and_(
         deliveries.c.issue == issue,
         deliveries.c.state == State.IN_FLIGHT,
-        deliveries.c.claimed_at <= cutoff,
+        or_(deliveries.c.claimed_at <= cutoff, *whose),
     )
 
 
-def expire_overdue(engine: Engine, issue: str, lease: float) -> int:
-    """Turn rows whose sender is gone (in flight past the lease) into uncertain ones."""
-    cutoff = now() - dt.timedelta(seconds=effective_lease(engine, lease))
+def orphan(engine: Engine, issue: str, senders: Collection[str], lease: float) -> int:
+    """Rows of dead senders (or in flight past the lease): their request had started and
+    no answer was written, so they may have gone out: uncertain, never pending."""
     with transaction(engine) as conn:
         return int(
             conn.execute(
                 update(deliveries)
-                .where(*overdue_in_flight(issue, cutoff))
+                .where(stale_claims(issue, senders, lease))
                 .values(
                     state=State.UNCERTAIN,
                     error="uncertain: its sender stopped before the answer came",
@@ -358,6 +365,36 @@ def requeue(engine: Engine, batch: Sequence[Claimed], old: str) -> int:
     )
 
 
+def fresh_attempts(engine: Engine, issue: str) -> None:
+    """A new run gives every pending row its full number of attempts again."""
+    with transaction(engine) as conn:
+        conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.issue == issue,
+                deliveries.c.state == State.PENDING,
+                deliveries.c.attempt > 0,
+            )
+            .values(attempt=0)
+        )
+
+
+def requeue_failed(engine: Engine, issue: str) -> int:
+    """--retry-failed: every failed row goes back to pending.
+
+    Safe: the provider refused these, so nothing of them was delivered; a refusal that
+    was about the address (inactive, invalid) comes back the same way, one request later.
+    """
+    with transaction(engine) as conn:
+        return int(
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.issue == issue, deliveries.c.state == State.FAILED)
+                .values(state=State.PENDING, attempt=0, error=None, updated_at=now())
+            ).rowcount
+        )
+
+
 def reopen(engine: Engine, ids: Sequence[int], reason: str) -> None:
     """Failed rows go back to pending: a stopped send retries them when it is run again."""
     if not ids:
@@ -383,9 +420,23 @@ def finish(engine: Engine, issue: str) -> bool:
         return True
 
 
-def pending_count(engine: Engine, issue: str) -> int:
+def pending_count(engine: Engine, issue: str, max_attempts: int | None = None) -> int:
+    """Rows still to send (those with attempts left in this run, when given)."""
     with transaction(engine) as conn:
-        return _count(conn, issue, State.PENDING)
+        if max_attempts is None:
+            return _count(conn, issue, State.PENDING)
+        return int(
+            conn.scalar(
+                select(func.count())
+                .select_from(deliveries)
+                .where(
+                    deliveries.c.issue == issue,
+                    deliveries.c.state == State.PENDING,
+                    deliveries.c.attempt < max_attempts,
+                )
+            )
+            or 0
+        )
 
 
 def _count(conn: Any, issue: str, *states: DeliveryState) -> int:

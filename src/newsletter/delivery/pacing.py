@@ -28,14 +28,23 @@ class RetryPolicy:
 
 
 class TokenBucket:
-    """At most `rate` messages a second on average, bursts of up to `capacity`."""
+    """At most `rate` messages a second on average, bursts of up to `capacity`.
+
+    It starts with at most one second's worth of tokens, so a slow rate is slow from the
+    first message on.
+    """
 
     def __init__(self, rate: float, capacity: float) -> None:
         self.rate = rate
         self.capacity = max(capacity, 1.0)
-        self.tokens = self.capacity
+        self.tokens = min(self.capacity, rate)
         self.stamp = time.monotonic()
         self.lock = threading.Lock()
+
+    def give_back(self, count: int) -> None:
+        """Return tokens taken for messages that did not go after all."""
+        with self.lock:
+            self.tokens = min(self.capacity, self.tokens + count)
 
     def take(self, count: int, stop: threading.Event) -> bool:
         """Wait until `count` messages may go; False if stopped while waiting."""

@@ -13,12 +13,13 @@ from pathlib import Path
 from newsletter.audience.subscribers import count_audience
 from newsletter.compose.build import load_built
 from newsletter.compose.render import Rendered
-from newsletter.config import Settings
+from newsletter.config import KEYS, Settings
 from newsletter.delivery.ledger import find_send
 from newsletter.delivery.providers import api_key, provider_info
+from newsletter.delivery.senders import others_at_work
 from newsletter.delivery.status import ledger_status
 from newsletter.delivery.tokens import secret_key
-from newsletter.errors import ConfigError, SendError
+from newsletter.errors import ConfigError, SendError, UsageError
 from newsletter.storage import open_engine
 
 
@@ -34,10 +35,31 @@ class Plan:
     concurrency: int
     batch_size: int
     resuming: bool
+    build: str = ""  # which build is sent: its source hash, shortened
+    in_flight_elsewhere: int = 0  # rows other live senders hold
+    elsewhere: tuple[str, ...] = ()  # those senders, "pid N on host"
 
     @property
     def estimate(self) -> float:
         return self.audience / self.rate if self.rate else 0.0
+
+
+def checked_options(rate: float | None, concurrency: int | None) -> tuple[float | None, int | None]:
+    """--rate and --concurrency checked like the [sending] keys they override."""
+    checked: list[object] = []
+    for flag, path, value in (
+        ("--rate", "sending.rate", rate),
+        ("--concurrency", "sending.concurrency", concurrency),
+    ):
+        if value is None:
+            checked.append(None)
+            continue
+        key = next(k for k in KEYS if k.path == path)
+        try:
+            checked.append(key.check(value))
+        except ValueError as exc:
+            raise UsageError(f"{flag}: {exc}") from exc
+    return checked[0], checked[1]  # type: ignore[return-value]
 
 
 def nobody(segment: str) -> SendError:
@@ -84,6 +106,7 @@ def plan_send(
     The issue builds, the provider is known and has its key, the signing secret is set,
     unsubscribe links are https for a real provider, and somebody is on the list.
     """
+    rate, concurrency = checked_options(rate, concurrency)
     issue, rendered = load_built(settings, folder)
     provider = settings.provider.name
     api_key(provider, environ)
@@ -105,6 +128,7 @@ def plan_send(
             status = ledger_status(engine, issue.key, settings.sending.lease)
             audience, sent = status.counts["pending"], status.counts["sent"]
             uncertain = status.counts["uncertain"]
+        others = others_at_work(engine, issue.key)
     finally:
         engine.dispose()
     return Plan(
@@ -118,4 +142,7 @@ def plan_send(
         concurrency=concurrency or settings.sending.concurrency,
         batch_size=batch_size(settings, provider, rendered),
         resuming=record is not None,
+        build=getattr(rendered, "source_hash", "")[:12],
+        in_flight_elsewhere=sum(o.in_flight for o in others),
+        elsewhere=tuple(str(o) for o in others),
     )

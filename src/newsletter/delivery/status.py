@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from newsletter.delivery.ledger import (
-    CLAIMED_COLUMNS,
-    Claimed,
-    State,
-    claimed_row,
-    effective_lease,
-    overdue_in_flight,
-)
-from newsletter.storage import deliveries, now, sends, transaction
+from newsletter.delivery.ledger import CLAIMED_COLUMNS, Claimed, State, claimed_row, stale_claims
+from newsletter.delivery.senders import dead_senders, senders_in_flight
+from newsletter.storage import deliveries, sends, transaction
 
 # The order `status` shows the counts in.
 SHOWN = ("pending", "sent", "failed", "skipped", "in_flight", "uncertain")
@@ -45,10 +38,10 @@ class LedgerStatus:
 
 
 def ledger_status(engine: Engine, issue: str, lease: float) -> LedgerStatus:
-    """Counts by state. Rows in flight past the lease count as uncertain: their sender is
-    gone, though no sender has written that down yet."""
+    """Counts by state. Rows in flight whose sender is dead (or past the lease) count as
+    uncertain, though no sender has written that down yet."""
     status = LedgerStatus(issue)
-    cutoff = now() - dt.timedelta(seconds=effective_lease(engine, lease))
+    dead = dead_senders(engine, issue, senders_in_flight(engine, issue))
     with transaction(engine) as conn:
         if conn.execute(select(sends.c.issue).where(sends.c.issue == issue)).first() is None:
             status.exists = False
@@ -73,7 +66,7 @@ def ledger_status(engine: Engine, issue: str, lease: float) -> LedgerStatus:
             conn.scalars(
                 select(deliveries.c.email)
                 .where(deliveries.c.issue == issue, deliveries.c.state == State.UNCERTAIN)
-                .union_all(select(deliveries.c.email).where(*overdue_in_flight(issue, cutoff)))
+                .union_all(select(deliveries.c.email).where(stale_claims(issue, dead, lease)))
             )
         )
     overdue = len(status.uncertain) - counts.get(State.UNCERTAIN, 0)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter.audience.addresses import check_address
+from newsletter.audience.addresses import address_key, parse_mailbox
 from newsletter.compose.build import load_built
 from newsletter.compose.message import Message, build_message
 from newsletter.compose.personalize import Recipient
@@ -96,8 +96,13 @@ def send_test(
 
     `provider` defaults to the configured one (or `provider_name`), with its own client.
     """
-    addresses = list(dict.fromkeys(check_address(a) for a in to))
-    if not addresses:
+    # Each typed once per person: "ME@x" and "me@x" are one inbox, and a display name
+    # given with an address ("Zoë Ngata <zoe@example.org>") is the sample reader's name.
+    mailboxes: dict[str, tuple[str, str]] = {}
+    for text in to:
+        name, address = parse_mailbox(text)
+        mailboxes.setdefault(address_key(address), (name, address))
+    if not mailboxes:
         raise SubscriberError("no recipients: give --to ADDRESS at least once")
     issue, rendered = load_built(settings, folder)
     run = uuid.uuid4().hex[:12]
@@ -108,13 +113,13 @@ def send_test(
             rendered,
             Recipient(
                 email=address,
-                name="Test Reader",
+                name=name or "Test Reader",
                 unsubscribe_url=f"{settings.unsubscribe_url}?token=test",
             ),
             subject_prefix=TEST_PREFIX,
             id_variant=f"test-{run}",
         )
-        for address in addresses
+        for name, address in mailboxes.values()
     ]
     policy = policy or RetryPolicy(
         attempts=settings.provider.retries, base_delay=settings.provider.retry_delay

@@ -19,6 +19,7 @@ from newsletter.storage.database import (
     safe_url,
     transaction,
 )
+from newsletter.storage.liveness import senders
 from newsletter.storage.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
 from newsletter.storage.schema import (
     DELIVERY_STATES,
@@ -62,6 +63,7 @@ __all__ = [
     "open_engine",
     "safe_url",
     "schema_migrations",
+    "senders",
     "sends",
     "subscriber_tags",
     "subscribers",

@@ -3,29 +3,38 @@
 Every foreign error stops here: adapters get a `Reply` holding the provider's `Answer`
 (status, the JSON body parsed once, headers) and, unless it is a 2xx to read, the verdict
 for the whole batch; nothing outside providers/ sees an httpx exception. Adapters read
-their quirks from the parsed answer, never from the prose made of it. Keys are redacted
-from every text that leaves this module.
+their quirks from the parsed answer, never from the prose made of it. Secrets are taken
+out of the answer as it is read, so nothing made from it can quote them. An adapter holds
+an `Endpoint`: where it posts and what that takes, so that it only states what differs.
 """
 
 from __future__ import annotations
 
-import base64
+import codecs
 import email.utils
+import ipaddress
+import json
+import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from newsletter import __version__
 from newsletter.compose.message import Message
+from newsletter.delivery.providers._secrets import Secrets
 from newsletter.delivery.providers.base import SendResult, Status, same_result
-from newsletter.errors import ProviderAuthError
+from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
 
 USER_AGENT = f"newsletter/{__version__} python-httpx/{httpx.__version__}"
 EXCERPT = 300
 CHUNK = 256 * 1024
+# Bytes read of any answer: providers answer a batch in kilobytes; more is a wrong
+# base_url or a misbehaving proxy, and reading it all could exhaust memory.
+ANSWER_CAP = 1024 * 1024
 
 
 def make_client(
@@ -41,21 +50,26 @@ def make_client(
     )
 
 
-class Secrets:
-    """The values that must never be printed, with the forms they travel in."""
+def check_base_url(url: str) -> None:
+    """Refuse a base_url that would carry the key in clear text: http only to this machine."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".")
+    if parts.scheme == "https" or parts.scheme == "http" and _loopback(host):
+        return
+    raise ConfigError(
+        f"provider.base_url (NEWSLETTER_PROVIDER_BASE_URL) is {parts.scheme}://{host}: the "
+        "API key would travel in clear text; use https://, or http:// only to this machine "
+        "(localhost, 127.0.0.1, ::1)"
+    )
 
-    def __init__(self, *values: str) -> None:
-        forms: set[str] = set()
-        for value in values:
-            if len(value) >= 4:
-                forms.add(value)
-                forms.add(base64.b64encode(f"api:{value}".encode()).decode())
-        self._forms = sorted(forms, key=len, reverse=True)
 
-    def redact(self, text: str) -> str:
-        for form in self._forms:
-            text = text.replace(form, "[redacted]")
-        return text
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -63,19 +77,26 @@ class Answer:
     """What the provider said, read once: adapters decide from this, never from prose.
 
     `body` is the JSON document when the answer is JSON, else None; `excerpt` is a short
-    one-line rendering of the raw answer for messages ("text/html: <html>..."), keys
-    redacted.
+    one-line rendering of the raw answer for messages ("text/html: <html>..."). `cut` says
+    only the first ANSWER_CAP bytes were read. Secrets are already out of all of them.
     """
 
     status: int
     body: Any
     excerpt: str
     headers: httpx.Headers
+    cut: bool = False
 
     @classmethod
-    def read(cls, response: httpx.Response, secrets: Secrets) -> Answer:
-        said = secrets.redact(excerpt(response))
-        return cls(response.status_code, _parse(response), said, response.headers)
+    def read(cls, response: httpx.Response, data: bytes, cut: bool, secrets: Secrets) -> Answer:
+        headers = httpx.Headers(
+            [(name, secrets.redact(value)) for name, value in response.headers.multi_items()]
+        )
+        kind = headers.get("content-type", "no content type").split(";")[0]
+        text = secrets.redact(data.decode(_encoding(response), errors="replace"))
+        said = " ".join(text[: EXCERPT * 4].split())[:EXCERPT] or "(empty body)"
+        body = None if cut else _parse(response.status_code, headers, data)
+        return cls(response.status_code, _scrub(body, secrets), f"{kind}: {said}", headers, cut)
 
 
 @dataclass(frozen=True)
@@ -88,6 +109,45 @@ class Reply:
     provider: str
     answer: Answer | None
     results: list[SendResult] | None = None
+    secrets: Secrets = field(default_factory=Secrets)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where an adapter posts, and what it takes to read the answer safely."""
+
+    client: httpx.Client
+    url: str
+    provider: str  # the provider's name as messages give it ("Postmark")
+    key_hint: str  # what to do when the key is rejected
+    secrets: Secrets
+
+    @classmethod
+    def at(
+        cls,
+        client: httpx.Client,
+        base_url: str,
+        path: str,
+        *,
+        provider: str,
+        key_hint: str,
+        secrets: Sequence[str],
+    ) -> Endpoint:
+        """The endpoint at base_url + path; refuses a base_url that would leak the key."""
+        check_base_url(base_url)
+        return cls(client, base_url.rstrip("/") + path, provider, key_hint, Secrets(*secrets))
+
+    def post(self, batch: Sequence[Message], **request: Any) -> Reply:
+        return exchange(
+            self.client,
+            "POST",
+            self.url,
+            batch,
+            provider=self.provider,
+            key_hint=self.key_hint,
+            secrets=self.secrets,
+            **request,
+        )
 
 
 def exchange(
@@ -104,7 +164,8 @@ def exchange(
     """Make one request and classify what came back.
 
     429, 5xx, 408 and connections that never opened: retry (honouring Retry-After).
-    Timeouts and connections broken after the request went out: uncertain.
+    Timeouts, connections broken after the request went out, and a 2xx that broke off or
+    ran past ANSWER_CAP: uncertain, as the provider may have accepted the batch.
     401/403: the key is wrong; that stops the whole run (ProviderAuthError).
     Other 4xx: rejected, with the provider's own words.
     """
@@ -115,29 +176,74 @@ def exchange(
         view = memoryview(body)
         kwargs["content"] = (view[i : i + CHUNK] for i in range(0, len(body), CHUNK))
         kwargs["headers"] = {**kwargs.get("headers", {}), "Content-Length": str(len(body))}
+    broke: Exception | None = None
     try:
-        response = client.request(method, url, **kwargs)
+        with client.stream(method, url, **kwargs) as response:
+            data, cut, broke = _read_capped(response)
+    except (UnicodeError, httpx.LocalProtocolError) as exc:
+        # A header HTTP cannot carry (api_key refuses such keys; an adapter made directly
+        # may not): nothing went out. Not chained: the cause quotes the header, key and all.
+        raise ProviderError(
+            f"could not make a request {provider} can read: a header holds a character "
+            f"HTTP cannot carry ({type(exc).__name__}); {key_hint}",
+            provider=provider,
+        ) from None
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         # The request never reached the provider: safe to send again.
         reason = secrets.redact(f"could not connect to {provider}: {exc or type(exc).__name__}")
-        return Reply(provider, None, same_result(batch, Status.RETRY, reason))
+        return Reply(provider, None, same_result(batch, Status.RETRY, reason), secrets)
     except httpx.TimeoutException as exc:
         reason = f"{provider} did not answer in time ({type(exc).__name__}); it may have sent"
-        return Reply(provider, None, same_result(batch, Status.UNCERTAIN, reason))
+        return Reply(provider, None, same_result(batch, Status.UNCERTAIN, reason), secrets)
     except httpx.TransportError as exc:
         reason = secrets.redact(
             f"the connection to {provider} broke before its answer ({exc or type(exc).__name__});"
             " it may have sent"
         )
-        return Reply(provider, None, same_result(batch, Status.UNCERTAIN, reason))
+        return Reply(provider, None, same_result(batch, Status.UNCERTAIN, reason), secrets)
     # A read httpx.Response and its stream refer to each other, so the request (and its
     # body, megabytes for a batch) waits for the cycle collector; swapping the finished
     # stream for a plain one lets reference counting free them as soon as we are done.
-    response.stream = httpx.ByteStream(response.content)
-    answer = Answer.read(response, secrets)
+    response.stream = httpx.ByteStream(b"")
+    answer = Answer.read(response, data, cut or broke is not None, secrets)
+    return _verdict(answer, broke, batch, provider, key_hint, secrets)
+
+
+def _read_capped(response: httpx.Response) -> tuple[bytes, bool, Exception | None]:
+    """Up to ANSWER_CAP bytes of the body; whether there was more; what broke the read."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > ANSWER_CAP:
+                return b"".join(chunks)[:ANSWER_CAP], True, None
+    except httpx.RequestError as exc:  # dropped, timed out or undecodable mid-body
+        return b"".join(chunks), False, exc
+    return b"".join(chunks), False, None
+
+
+def _verdict(
+    answer: Answer,
+    broke: Exception | None,
+    batch: Sequence[Message],
+    provider: str,
+    key_hint: str,
+    secrets: Secrets,
+) -> Reply:
     status = answer.status
     if 200 <= status < 300:
-        return Reply(provider, answer)
+        if not answer.cut:
+            return Reply(provider, answer, secrets=secrets)
+        # The provider said yes to something; what, we cannot read: it may have sent.
+        how = (
+            secrets.redact(f"its answer broke off ({broke or type(broke).__name__})")
+            if broke is not None
+            else f"an answer longer than {ANSWER_CAP // 1024} KiB"
+        )
+        reason = f"{provider} answered HTTP {status} with {how}; it may have sent: {answer.excerpt}"
+        return Reply(provider, answer, same_result(batch, Status.UNCERTAIN, reason), secrets)
     said = secrets.redact(error_text(answer))
     if status in (401, 403):
         raise ProviderAuthError(
@@ -149,9 +255,9 @@ def exchange(
     if status in (408, 429) or status >= 500:
         reason = f"{provider} answered HTTP {status}: {said}"
         wait = retry_after(answer.headers)
-        return Reply(provider, answer, same_result(batch, Status.RETRY, reason, wait))
+        return Reply(provider, answer, same_result(batch, Status.RETRY, reason, wait), secrets)
     reason = f"{provider}: HTTP {status}: {said}"
-    return Reply(provider, answer, same_result(batch, Status.REJECTED, reason))
+    return Reply(provider, answer, same_result(batch, Status.REJECTED, reason), secrets)
 
 
 def finish(
@@ -160,13 +266,27 @@ def finish(
     """How every adapter ends, so that none of them can forget a case.
 
     The verdict `exchange` reached for the whole batch, else what `read` makes of the 2xx
-    answer, else "unreadable" when `read` does not recognise it (returns None).
+    answer, else "unreadable" when `read` does not recognise it (returns None). Secrets
+    are taken out once more, whatever the adapter quoted.
     """
     if reply.results is not None:
-        return reply.results
-    assert reply.answer is not None  # exchange gives a verdict whenever no answer came
-    results = read(reply.answer)
-    return unreadable(reply.provider, reply.answer, batch) if results is None else results
+        results = reply.results
+    else:
+        assert reply.answer is not None  # exchange gives a verdict whenever no answer came
+        read_results = read(reply.answer)
+        results = (
+            unreadable(reply.provider, reply.answer, batch)
+            if read_results is None
+            else read_results
+        )
+    return [_redacted(result, reply.secrets) for result in results]
+
+
+def _redacted(result: SendResult, secrets: Secrets) -> SendResult:
+    reason, message_id = secrets.redact(result.reason), secrets.redact(result.message_id)
+    if (reason, message_id) == (result.reason, result.message_id):
+        return result
+    return replace(result, reason=reason, message_id=message_id)
 
 
 def error_text(answer: Answer) -> str:
@@ -188,51 +308,87 @@ def error_text(answer: Answer) -> str:
     return answer.excerpt
 
 
-def _parse(response: httpx.Response) -> Any:
+def _encoding(response: httpx.Response) -> str:
+    """The answer's declared charset when Python knows it, else UTF-8."""
+    declared = response.charset_encoding or "utf-8"
+    try:
+        return codecs.lookup(declared).name
+    except LookupError:
+        return "utf-8"
+
+
+def _parse(status: int, headers: httpx.Headers, data: bytes) -> Any:
     """The JSON document, whatever the content type says, or None when it is not JSON.
 
     Error answers are read whatever they are labelled (some proxies and providers call
     JSON text/plain); a 2xx must be labelled JSON, as each provider documents.
     """
-    if 200 <= response.status_code < 300 and "json" not in response.headers.get("content-type", ""):
+    if 200 <= status < 300 and "json" not in headers.get("content-type", ""):
         return None
     try:
-        return response.json()
-    except ValueError:
+        return json.loads(data)
+    except (ValueError, RecursionError):
         return None
 
 
-def excerpt(response: httpx.Response) -> str:
-    kind = response.headers.get("content-type", "no content type").split(";")[0]
-    text = " ".join(response.text.split())[:EXCERPT] or "(empty body)"
-    return f"{kind}: {text}"
+def _scrub(value: Any, secrets: Secrets) -> Any:
+    """`value` (parsed JSON) with secrets taken out of every string in it."""
+    if isinstance(value, str):
+        return secrets.redact(value)
+    if isinstance(value, list):
+        return [_scrub(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {_scrub(k, secrets): _scrub(v, secrets) for k, v in value.items()}
+    return value
 
 
 def unreadable(provider: str, answer: Answer, batch: Sequence[Message]) -> list[SendResult]:
-    """A 2xx answer we cannot read: most often base_url points at the wrong server."""
+    """A 2xx answer we cannot read: most often base_url points at the wrong server. The
+    provider may have taken the batch, so it is uncertain: never rejected, never resent
+    unless asked."""
     reason = (
-        f"{provider} answered HTTP {answer.status} with something other than the "
-        f"JSON it documents (is base_url right?): {answer.excerpt}"
+        f"{provider} answered HTTP {answer.status} with something other than the answer "
+        f"it documents (is base_url right?); it may have sent: {answer.excerpt}"
     )
-    return same_result(batch, Status.REJECTED, reason)
+    return same_result(batch, Status.UNCERTAIN, reason)
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait, from Retry-After (seconds or HTTP date) or a rate-limit reset."""
+    """Seconds to wait, from Retry-After (seconds or HTTP date) or a rate-limit reset.
+
+    Always None or a finite number of seconds, at least 0: a provider's NaN, infinity or
+    date in the year 99999 says nothing usable. How long is too long is the caller's call.
+    """
     value = headers.get("retry-after")
     if value:
+        seconds = _seconds(value)
+        if seconds is not None or _number_like(value):
+            return seconds
         try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                return None
-            return max(0.0, when.timestamp() - time.time())
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, OverflowError, IndexError):
+            return None
+        return _finite(when.timestamp() - time.time())
     reset = headers.get("ratelimit-reset")  # Resend: seconds until reset
     if reset and reset.replace(".", "", 1).isdigit():
-        return float(reset)
+        return _seconds(reset)
     reset = headers.get("x-ratelimit-reset")  # SendGrid: a Unix time
-    if reset and reset.isdigit():
-        return max(0.0, int(reset) - time.time())
+    if reset and reset.isdigit() and len(reset) < 20:
+        return _finite(int(reset) - time.time())
     return None
+
+
+def _number_like(text: str) -> bool:
+    return text.strip()[:1] in tuple("+-.0123456789") or text.strip().lower() in ("nan", "inf")
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        return _finite(float(text))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _finite(seconds: float) -> float | None:
+    """None for NaN and infinities, else at least 0."""
+    return max(0.0, seconds) if math.isfinite(seconds) else None

@@ -1,0 +1,54 @@
+"""Who is sending: one row per running `newsletter send`, so that senders know each other.
+
+A sender's rows in the ledger carry its id at the head of their attempt id. Whether it is
+alive is asked of the database itself, never of a clock on another machine: on SQLite
+(one machine) by a heartbeat a few seconds old; on PostgreSQL by a session advisory lock
+the sender holds, which the server releases the moment the process or its machine dies.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Connection, Index, Integer, String, Table
+
+from newsletter.storage.schema import Time, metadata
+
+senders = Table(
+    "senders",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("issue", String(200), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Time, nullable=False),
+    Column("heartbeat_at", Time, nullable=False),
+    Index("senders_issue", "issue"),
+)
+
+_SENDERS_TABLE = {
+    "sqlite": """
+CREATE TABLE senders (
+    id VARCHAR(40) NOT NULL,
+    issue VARCHAR(200) NOT NULL,
+    host VARCHAR(255) NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at DATETIME NOT NULL,
+    heartbeat_at DATETIME NOT NULL,
+    PRIMARY KEY (id)
+)""",
+    "postgresql": """
+CREATE TABLE senders (
+    id VARCHAR(40) NOT NULL,
+    issue VARCHAR(200) NOT NULL,
+    host VARCHAR(255) NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    heartbeat_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    PRIMARY KEY (id)
+)""",
+}
+
+
+def senders_table(conn: Connection) -> None:
+    """Senders register themselves, so liveness comes from the database, not a lease."""
+    conn.exec_driver_sql(_SENDERS_TABLE[conn.dialect.name])
+    conn.exec_driver_sql("CREATE INDEX senders_issue ON senders (issue)")
