@@ -6,12 +6,14 @@ commands live in one module per family and register themselves on the shared app
 
 from __future__ import annotations
 
+import sys
+
 from newsletter.cli import content, sending, subscribers  # noqa: F401 - they register commands
-from newsletter.cli.base import app
+from newsletter.cli.base import app, hoist_global_options
 
 __all__ = ["app", "main"]
 
 
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="newsletter")
+    app(args=hoist_global_options(sys.argv[1:]), prog_name="newsletter")

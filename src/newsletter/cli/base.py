@@ -34,16 +34,60 @@ class Group(TyperGroup):
             raise typer.Exit(1) from None
 
 
-app = typer.Typer(
-    cls=Group,
-    help="Compose newsletter issues from articles in git, build them into email, send them.",
-    no_args_is_help=True,
-    add_completion=False,
-    # Local variables in a traceback can hold API keys.
-    pretty_exceptions_show_locals=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+def command_group(help: str, **options: Any) -> typer.Typer:  # noqa: A002 - Typer's name
+    """A Typer app whose help renders as written: plain text, no Rich markup.
+
+    With Rich markup, "[provider]" in a help text vanished and every flag read "<bool>".
+    """
+    return typer.Typer(
+        cls=Group,
+        help=help,
+        no_args_is_help=True,
+        add_completion=False,
+        rich_markup_mode=None,
+        # Local variables in a traceback can hold API keys.
+        pretty_exceptions_show_locals=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        **options,
+    )
+
+
+app = command_group(
+    "Compose newsletter issues from articles in git, build them into email, send them.\n\n"
+    "Global options (--workspace, --debug) may come before or after the command.\n\n"
+    "\b\nExample: newsletter build welcome && newsletter send-test welcome --to me@example.org"
 )
+
+
+GLOBAL_FLAGS = ("--debug",)
+GLOBAL_OPTIONS = ("--workspace", "-w")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move --workspace DIR, -w DIR and --debug in front of the command.
+
+    Click reads a group's options only before the command name; editors type them
+    anywhere (`newsletter build welcome -w ../bulletin`).
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in GLOBAL_OPTIONS and i + 1 < len(args):
+            front += args[i : i + 2]
+            i += 2
+            continue
+        if arg in GLOBAL_FLAGS or arg.startswith("--workspace="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 def _version(value: bool) -> None:

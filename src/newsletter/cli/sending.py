@@ -48,6 +48,7 @@ def send_test_command(
     Builds the issue first when its build is missing or out of date. Test sends never
     touch the send ledger. Exit status 1 when nothing was sent, 2 when some failed.
 
+    \b
     Example: newsletter send-test welcome --to me@example.org --provider postmark
     """
     settings = workspace_settings(ctx)
@@ -102,6 +103,7 @@ def send(
     Exit status 0 when everything went, 2 when some failed, are uncertain or wait for
     another run, 130 when stopped with Ctrl-C.
 
+    \b
     Example: newsletter send welcome --segment news --yes
     """
     settings = workspace_settings(ctx)
@@ -291,6 +293,7 @@ def status(
 
     Long lists are cut to their first 20 recipients; --all or --json gives them all.
 
+    \b
     Example: newsletter status welcome --json
     """
     settings = workspace_settings(ctx)
