@@ -109,3 +109,55 @@ def test_readme_gives_the_table_defaults() -> None:
         elif key.default:  # "", 0 and None mean a default worked out later, told in words
             shown = f"{key.default:g}" if isinstance(key.default, float) else key.default
             assert rows[key.path] == f"`{shown}`", key.path
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "Evil <a@b.c>, victim@example.org",
+        "a@b.org, c@d.org",
+        "Team: a@b.org, c@d.org;",
+        "Name <a@b.org> trailing",
+        "<a@b.org> <c@d.org>",
+    ],
+)
+@pytest.mark.parametrize("key", ["from", "reply_to"])
+def test_sender_must_be_exactly_one_mailbox(tmp_path: Path, sender: str, key: str) -> None:
+    if key == "from":
+        toml = MINIMAL.replace("N <n@example.org>", sender)
+    else:
+        toml = MINIMAL + f'reply_to = "{sender}"\n'
+    write(tmp_path / "newsletter.toml", toml)
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path, environ={})
+    assert f"key '{key}'" in str(info.value) and "one address" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        '\\"Smith, Jane\\" <jane@example.org>',
+        "news@example.org",
+        "Civic Post <news@example.org>",
+        "Zoë Café <zoe@example.org>",
+    ],
+)
+def test_one_mailbox_with_any_display_name_is_fine(tmp_path: Path, sender: str) -> None:
+    write(tmp_path / "newsletter.toml", MINIMAL.replace("N <n@example.org>", sender))
+    settings = load_settings(tmp_path, environ={})
+    assert settings.sender.addr_spec.endswith("@example.org")
+
+
+@pytest.mark.parametrize("value", ["Bulletin\u2028Bcc: x", "Bul\x1fletin", "Bul\x85letin", "A\vB"])
+def test_one_line_settings_refuse_every_line_break_and_control_character(
+    tmp_path: Path, value: str
+) -> None:
+    write(tmp_path / "newsletter.toml", MINIMAL)
+    with pytest.raises(ConfigError, match="environment variable NEWSLETTER_NAME: must be"):
+        load_settings(tmp_path, environ={"NEWSLETTER_NAME": value})
+
+
+def test_a_folder_named_newsletter_toml_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "newsletter.toml").mkdir()
+    with pytest.raises(ConfigError):
+        load_settings(tmp_path, environ={})

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.headerregistry import Address
@@ -23,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from newsletter import config_checks as check
 from newsletter.errors import ConfigError
+from newsletter.files import read_toml
 
 CONFIG_FILE = "newsletter.toml"
 # Scripts written right to left; used for the dir attribute when `direction` is "auto".
@@ -227,14 +227,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
     """Read root/newsletter.toml, apply NEWSLETTER_* overrides and validate every key."""
     env = os.environ if environ is None else environ
     path = root / CONFIG_FILE
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    data = read_toml(path, ConfigError)
 
     problems: list[str] = []
     given: dict[str, tuple[Any, str]] = {}  # key path -> (value, where it was given)

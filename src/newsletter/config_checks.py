@@ -9,22 +9,38 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from email import policy
 from email.headerregistry import Address
-from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _LIST_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+# Where str.splitlines() breaks a line; mail programs and browsers break at some of them too.
+LINE_BREAKS = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+# Unicode category Cc, less the tab, line feed and carriage return that text files hold.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def line_problem(text: str) -> str | None:
+    """Why `text` cannot be one line of a header or a heading ("U+2028 is a line break")."""
+    found = LINE_BREAKS.search(text)
+    if found:
+        return f"U+{ord(found.group()):04X} is a line break"
+    found = CONTROL_CHARACTERS.search(text)
+    if found:
+        return f"U+{ord(found.group()):04X} is a control character"
+    return None
 
 
 def one_line(value: Any) -> str:
-    """A string of one line, not empty once stripped."""
+    """A string of one line without control characters, not empty once stripped."""
     if not isinstance(value, str):
         raise ValueError(f"must be a string, not {type(value).__name__}")
-    if "\r" in value or "\n" in value.strip():
-        raise ValueError("must be a single line")
     text = value.strip()
+    problem = line_problem(text)
+    if problem:
+        raise ValueError(f"must be a single line of text ({problem})")
     if not text:
         raise ValueError("must not be empty")
     return text
@@ -38,12 +54,21 @@ def postal(value: Any) -> str:
 
 
 def address(value: Any) -> Address:
+    """Exactly one mailbox: a list would silently lose every address but the first."""
     text = one_line(value)
-    display, addr = parseaddr(text)
-    local, _, domain = addr.rpartition("@")
-    if not local or "." not in domain or any(c.isspace() for c in addr):
-        raise ValueError(f'{text!r} is not an email address like "Name <news@example.org>"')
-    return Address(display_name=display, username=local, domain=domain)
+    header = policy.default.header_factory("From", text)
+    found = header.addresses
+    like = '"Name <news@example.org>"'
+    if len(found) > 1 or any(group.display_name for group in header.groups):
+        raise ValueError(f"{text!r} holds {len(found)} addresses: give exactly one address")
+    mailbox = found[0] if found else None
+    if mailbox is None or not mailbox.username or "." not in mailbox.domain:
+        raise ValueError(f"{text!r} is not an email address like {like}")
+    if header.defects or any(c.isspace() for c in mailbox.addr_spec):
+        raise ValueError(f"{text!r} must be exactly one address, like {like}")
+    return Address(
+        display_name=mailbox.display_name, username=mailbox.username, domain=mailbox.domain
+    )
 
 
 def optional_address(value: Any) -> Address | None:
