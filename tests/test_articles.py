@@ -4,6 +4,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from lxml import html as lxml_html
 
 from newsletter.compose.articles import (
     Article,
@@ -14,6 +15,7 @@ from newsletter.compose.articles import (
     slugify,
     to_markdown,
 )
+from newsletter.compose.links import checked_url
 from newsletter.compose.markup import markdown_to_html
 from newsletter.errors import ContentError, FrontMatterError
 
@@ -194,3 +196,84 @@ def test_slugify() -> None:
         "re-stating-the-case-collaboration-in-2017"
     )
     assert slugify("¿¿") == "article"
+
+
+# --- one URL policy for every URL an article gives (issue 9, D) -----------------------------
+
+BAD_URLS = [
+    "javascript:alert(1)",
+    " JavaScript:alert(document.cookie)",
+    "java\tscript:alert(1)",
+    "data:text/html;base64,PHNjcmlwdD4=",
+    "vbscript:msgbox(1)",
+    "file:///etc/passwd",
+]
+
+
+@pytest.mark.parametrize("bad", BAD_URLS)
+def test_html_meta_urls_outside_the_policy_are_dropped_with_a_warning(
+    tmp_path: Path, bad: str
+) -> None:
+    page = (
+        f'<html><head><link rel="canonical" href="{bad}">'
+        f'<meta property="og:url" content="{bad}"><meta property="og:image" content="{bad}">'
+        "</head><body><h1>Title</h1><p>Text.</p></body></html>"
+    )
+    article = read_article(write(tmp_path / "page.html", page))
+    assert article.url is None and article.image is None and article.image_alt is None
+    assert any("canonical" in w and "page.html" in w for w in article.warnings)
+    assert any("og:image" in w for w in article.warnings)
+
+
+def test_html_meta_falls_back_to_a_good_url_and_keeps_relative_ones(tmp_path: Path) -> None:
+    page = (
+        '<html><head><link rel="canonical" href="javascript:x()">'
+        '<meta property="og:url" content="https://example.org/a">'
+        '<meta property="og:image" content="/i.png"></head><body><h1>T</h1><p>x</p></body></html>'
+    )
+    article = read_article(write(tmp_path / "page.html", page))
+    assert article.url == "https://example.org/a" and article.image == "/i.png"
+
+
+@pytest.mark.parametrize("bad", BAD_URLS)
+def test_front_matter_urls_outside_the_policy_are_refused(tmp_path: Path, bad: str) -> None:
+    quoted = bad.replace("\t", "\\t")
+    path = write(
+        tmp_path / "a.md",
+        f'---\ntitle: T\nurl: "{quoted}"\nimage: "{quoted}"\nimage_alt: ""\n---\nText.\n',
+    )
+    with pytest.raises(FrontMatterError) as info:
+        read_article(path)
+    lines = str(info.value).splitlines()
+    assert any(f"{path}:3: front-matter key 'url'" in line for line in lines)
+    assert any(f"{path}:4: front-matter key 'image'" in line for line in lines)
+
+
+def test_front_matter_url_may_be_mailto_but_an_image_may_not(tmp_path: Path) -> None:
+    article = read_article(write(tmp_path / "a.md", "---\ntitle: T\nurl: mailto:a@b.org\n---\n"))
+    assert article.url == "mailto:a@b.org"
+    path = write(tmp_path / "b.md", "---\ntitle: T\nimage: mailto:a@b.org\nimage_alt: x\n---\n")
+    with pytest.raises(FrontMatterError, match=r"b\.md:3: front-matter key 'image'"):
+        read_article(path)
+
+
+def test_markdown_links_and_images_follow_the_same_policy() -> None:
+    html = markdown_to_html(
+        "[ok](https://example.org/) [mail](mailto:a@b.org) [rel](/x) "
+        "[js](javascript:alert(1)) ![img](data:image/png;base64,iVBORw0KGgo=) "
+        '![m](mailto:a@b.org) <a href="JaVaScRiPt:alert(1)">raw</a> '
+        '<img src="ftp://example.org/p.png" alt="f">\n'
+    )
+    doc = lxml_html.fragment_fromstring(html, create_parent="div")
+    assert doc.xpath("//a/@href") == ["https://example.org/", "mailto:a@b.org", "/x"]
+    assert doc.xpath("//img/@src") == []  # data:, mailto: and ftp: images all dropped
+    assert "JaVaScRiPt" not in html and "ftp:" not in html
+
+
+def test_checked_url_is_the_policy() -> None:
+    assert checked_url("/news/x") == "/news/x"
+    assert checked_url("https://example.org/a b") == "https://example.org/a b"
+    with pytest.raises(ValueError, match="http"):
+        checked_url("javascript:alert(1)")
+    with pytest.raises(ValueError):
+        checked_url("mailto:a@b.org", image=True)

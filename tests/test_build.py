@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import email
+import errno
 import json
+import os
 import re
 from email import policy
 from email.message import EmailMessage
@@ -11,7 +13,7 @@ import pytest
 from lxml import html as lxml_html
 
 from newsletter.compose.build import GMAIL_CLIP_BYTES, build_issue, compile_issue
-from newsletter.compose.personalize import TOKENS
+from newsletter.compose.personalize import TOKENS, tokens
 from newsletter.config import Settings
 from newsletter.errors import ContentError, TemplateError
 
@@ -102,8 +104,10 @@ def test_html_inlined_absolute_and_accessible(settings: Settings, issue_dir: Pat
 
 def test_tokens_survive_inlining(settings: Settings, issue_dir: Path) -> None:
     _, rendered = compile_issue(settings, issue_dir)
-    assert f'href="{TOKENS["unsubscribe_url"]}"' in rendered.html
-    assert TOKENS["email"] in rendered.html and TOKENS["email"] in rendered.text
+    own = tokens(rendered.nonce)
+    assert rendered.nonce and own != TOKENS  # the build's own, unguessable tokens
+    assert f'href="{own["unsubscribe_url"]}"' in rendered.html
+    assert own["email"] in rendered.html and own["email"] in rendered.text
     assert "%7B" not in rendered.html and "{{" not in rendered.html
 
 
@@ -111,7 +115,8 @@ def test_rendered_manifest(settings: Settings, issue_dir: Path) -> None:
     build_issue(settings, issue_dir)
     data = json.loads((settings.build_dir / EXAMPLE / "rendered.json").read_text())
     assert data["issue"] == EXAMPLE and len(data["content_hash"]) == 64
-    assert TOKENS["unsubscribe_url"] in data["html"]
+    assert len(data["source_hash"]) == 64
+    assert tokens(data["tokens"])["unsubscribe_url"] in data["html"]
 
 
 def test_hostile_front_matter_is_escaped(settings: Settings, issue_dir: Path) -> None:
@@ -171,3 +176,113 @@ def test_gmail_clipping_warning(settings: Settings, issue_dir: Path) -> None:
 def test_out_dir(settings: Settings, issue_dir: Path, tmp_path: Path) -> None:
     result = build_issue(settings, issue_dir, tmp_path / "elsewhere")
     assert all(p.parent == tmp_path / "elsewhere" for p, _ in result.files)
+
+
+def _disk_fills_on(monkeypatch: pytest.MonkeyPatch, fail_at: int) -> None:
+    """The fail_at-th file the build writes meets a full disk."""
+    from newsletter.compose import build as build_module
+
+    real = build_module.write_atomic
+    calls = []
+
+    def write(path: Path, data: str | bytes, **kwargs: object) -> int:
+        calls.append(path)
+        if len(calls) == fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(build_module, "write_atomic", write)
+
+
+@pytest.mark.parametrize("fail_at", [1, 3, 4])
+def test_full_disk_mid_build_leaves_the_previous_build_whole(
+    settings: Settings, issue_dir: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int
+) -> None:
+    build_issue(settings, issue_dir)
+    out = settings.build_dir / EXAMPLE
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    toml = issue_dir / "issue.toml"
+    toml.write_text(toml.read_text().replace("Millbrook in November", "Changed subject"))
+    _disk_fills_on(monkeypatch, fail_at)
+    with pytest.raises(ContentError, match="No space left on device") as info:
+        build_issue(settings, issue_dir)
+    assert len(str(info.value).splitlines()) == 1
+    assert str(settings.build_dir) in str(info.value)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in settings.build_dir.iterdir()] == [EXAMPLE]  # nothing left aside
+
+
+def test_full_disk_on_a_first_build_leaves_nothing(
+    settings: Settings, issue_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _disk_fills_on(monkeypatch, 2)
+    with pytest.raises(ContentError, match="No space left on device"):
+        build_issue(settings, issue_dir)
+    assert not (settings.build_dir / EXAMPLE).exists()
+    assert list(settings.build_dir.iterdir()) == []
+
+
+def test_read_only_build_folder_is_one_line(
+    settings: Settings, issue_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_issue(settings, issue_dir)
+    before = {p.name: p.read_bytes() for p in (settings.build_dir / EXAMPLE).iterdir()}
+
+    def refuse(path: object, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(os, "mkdir", refuse)
+    with pytest.raises(ContentError, match=r"Read-only file system") as info:
+        build_issue(settings, issue_dir)
+    assert len(str(info.value).splitlines()) == 1
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in (settings.build_dir / EXAMPLE).iterdir()} == before
+
+
+def test_out_naming_an_existing_file_is_refused(
+    settings: Settings, issue_dir: Path, tmp_path: Path
+) -> None:
+    target = write(tmp_path / "notes.txt", "keep me")
+    with pytest.raises(ContentError, match=r"notes\.txt: .*file.*folder"):
+        build_issue(settings, issue_dir, target)
+    assert target.read_text() == "keep me"
+
+
+def test_out_into_a_folder_with_other_files_keeps_them(
+    settings: Settings, issue_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "desk"
+    mine = write(folder / "mine.txt", "keep me")
+    write(folder / "email.txt", "an older build")
+    result = build_issue(settings, issue_dir, folder)
+    assert mine.read_text() == "keep me"
+    assert (folder / "email.txt").read_text() != "an older build"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["mine.txt", *(p.name for p, _ in result.files)]
+    )
+
+
+def test_rebuild_keeps_files_that_are_not_the_builds(settings: Settings, issue_dir: Path) -> None:
+    build_issue(settings, issue_dir)
+    out = settings.build_dir / EXAMPLE
+    write(out / "stale-leftover.html", "old")
+    toml = issue_dir / "issue.toml"
+    toml.write_text(toml.read_text().replace("Millbrook in November", "Changed subject"))
+    build_issue(settings, issue_dir)
+    assert "Changed subject" in (out / "email.eml").read_text()
+    assert (out / "stale-leftover.html").exists()  # not ours: kept
+
+
+def test_hostile_html_article_urls_never_reach_the_email(
+    settings: Settings, issue_dir: Path
+) -> None:
+    write(
+        issue_dir / "flood-defences.html",
+        '<html><head><link rel="canonical" href="javascript:alert(1)">'
+        '<meta property="og:image" content="javascript:alert(2)"></head>'
+        "<body><h1>Page</h1><p>Text.</p></body></html>",
+    )
+    result = build_issue(settings, issue_dir)
+    html = (settings.build_dir / EXAMPLE / "email.html").read_text()
+    assert "javascript" not in html.lower()
+    assert any("flood-defences.html" in w and "canonical" in w for w in result.warnings)

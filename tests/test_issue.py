@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,102 @@ def test_add_sample(settings: Settings, issue_dir: Path) -> None:
     article = load_issue(issue_dir, settings).articles[-1]
     assert article.author == "Maryam Okafor" and article.date == dt.date(2019, 6, 14)
     assert "Did you enjoy" not in written.read_text()
+
+
+def test_symlink_out_of_the_folder_refused_when_none_listed(
+    settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "i"
+    secret = write(tmp_path / "private" / "secret.md", "# Secret\n\nNot for the list.\n")
+    write(folder / "issue.toml", 'subject = "S"\narticles = []\n')
+    write(folder / "a.md", "# A\n")
+    (folder / "b.md").symlink_to(secret)
+    with pytest.raises(ContentError, match=r"article 'b\.md' must be inside the issue folder"):
+        load_issue(folder, settings)
+
+
+def test_symlink_inside_the_folder_is_fine(settings: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "i"
+    write(folder / "issue.toml", 'subject = "S"\n')
+    write(folder / "drafts" / "a.md", "# A\n")
+    (folder / "a.md").symlink_to(folder / "drafts" / "a.md")
+    assert [a.title for a in load_issue(folder, settings).articles] == ["A"]
+
+
+@pytest.mark.parametrize(
+    "escaped", ["\\u2028", "\\u2029", "\\u0085", "\\u000b", "\\u000c", "\\u001c", "\\u001f"]
+)
+@pytest.mark.parametrize("key", ["subject", "preheader"])
+def test_every_line_break_and_control_character_is_refused(
+    settings: Settings, tmp_path: Path, escaped: str, key: str
+) -> None:
+    folder = tmp_path / "i"
+    write(folder / "a.md", "# A\n")
+    other = "preheader" if key == "subject" else "subject"
+    write(folder / "issue.toml", f'{key} = "Hi{escaped}Bcc: all@example.org"\n{other} = "S"\n')
+    with pytest.raises(ContentError, match=rf"issue\.toml: key '{key}' must be one line"):
+        load_issue(folder, settings)
+
+
+@pytest.mark.parametrize("subject", ["Hi\u2028Bcc: x@y.org", "Hi\x85there", "Ring\x07"])
+def test_new_refuses_a_subject_that_is_not_one_line(settings: Settings, subject: str) -> None:
+    with pytest.raises(ContentError, match="--subject must be one line"):
+        new_issue(settings, "x", subject)
+    assert not settings.issues_dir.joinpath(f"{dt.date.today()}-x").exists()
+
+
+def test_new_refuses_a_slug_too_long_for_a_file_name(settings: Settings) -> None:
+    with pytest.raises(ContentError, match=r"slug .* at most \d+ characters"):
+        new_issue(settings, "a" * 300)
+
+
+def test_new_turns_a_file_system_error_into_one_line(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    def refuse(path: object, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(os, "mkdir", refuse)
+    with pytest.raises(ContentError, match="Read-only file system"):
+        new_issue(settings, "spring", date=dt.date(2027, 1, 1))
+
+
+def test_add_turns_a_file_system_error_into_one_line_and_writes_nothing(
+    settings: Settings, issue_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from newsletter.compose import issue as issue_module
+
+    before = sorted(p.name for p in issue_dir.iterdir())
+    source = write(tmp_path / "in.txt", "Title\n\nText.\n")
+
+    def full(path: Path, data: object, **kwargs: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(issue_module, "write_atomic", full)
+    with pytest.raises(ContentError, match="No space left on device"):
+        add_articles(issue_dir, [source], settings)
+    assert sorted(p.name for p in issue_dir.iterdir()) == before
+
+
+def test_control_characters_in_articles_are_stripped_with_a_warning(
+    settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "i"
+    write(folder / "issue.toml", 'subject = "S"\n')
+    write(folder / "a.md", '---\ntitle: "Esc\\e[31mred"\n---\n\nBell\x07 and\x1b[0m reset\x1f.\n')
+    write(folder / "b.txt", "Title\x01 here\n\nParagraph\x7f with\x9b junk.\n")
+    write(folder / "c.html", "<h1>Page\x1b</h1><p>Some\x0b text&#27; here</p>")
+    issue = load_issue(folder, settings)
+    text = "".join(
+        str(getattr(a, f) or "") for a in issue.articles for f in ("title", "body", "summary")
+    )
+    assert not any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text)
+    assert [a.title for a in issue.articles] == ["Esc[31mred", "Title here", "Page"]
+    assert len(issue.warnings) == 3
+    assert all("control character" in w for w in issue.warnings)
+    assert any(w.startswith(f"{folder / 'b.txt'}:1:") for w in issue.warnings)

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+from newsletter.compose.build import build_issue, load_built
 from newsletter.compose.inline import inline_css
 from newsletter.compose.personalize import TOKENS, Recipient, personalize, split_tokens
 from newsletter.compose.render import Rendered
+from newsletter.config import Settings
+
+from conftest import write
 
 HTML = (
     "<html><head><style>p { color: #111111; }</style></head><body>"
@@ -49,3 +56,66 @@ def test_split_once_join_per_recipient() -> None:
     second = personalize(rendered, Recipient(email="two@example.org"))
     assert (first.html, second.html) == ("one@example.org", "two@example.org")
     assert rendered.html_parts == ["", "email", ""]  # unchanged by personalizing
+
+
+# --- articles cannot place fields of their own (issue 9, C) ---------------------------------
+
+HOSTILE_URL = "https://tracker.example.net/p.gif?who=x-newsletter:email"
+HOSTILE_LINK = "https://tracker.example.net/go?u=x-newsletter:unsubscribe_url"
+READERS = (
+    Recipient(email="ann@example.org", name="Ann", unsubscribe_url="https://e.org/u?t=ANN"),
+    Recipient(email="bob@example.org", name="Bob", unsubscribe_url="https://e.org/u?t=BOB"),
+)
+
+
+def _hostile_issue(issue_dir: Path) -> None:
+    write(
+        issue_dir / "library-reopens.md",
+        "---\ntitle: Hello x-newsletter:name\nurl: " + HOSTILE_LINK + "\n---\n\n"
+        f"Text x-newsletter:email here. ![pixel]({HOSTILE_URL}) "
+        f"[a link]({HOSTILE_LINK})\n",
+    )
+    write(
+        issue_dir / "flood-defences.html",
+        "<h1>Page x-newsletter:name</h1>"
+        f'<p>Body x-newsletter:email. <img src="{HOSTILE_URL}" alt="">'
+        f' <a href="{HOSTILE_LINK}">go</a></p>',
+    )
+    toml = issue_dir / "issue.toml"
+    text = re.sub(r'subject = ".*"', 'subject = "For x-newsletter:email"', toml.read_text())
+    text = re.sub(r'preheader = ".*"', 'preheader = "Dear x-newsletter:name"', text)
+    toml.write_text(text)
+
+
+def test_field_tokens_in_articles_subject_and_preheader_stay_literal(
+    settings: Settings, issue_dir: Path
+) -> None:
+    _hostile_issue(issue_dir)
+    rendered = build_issue(settings, issue_dir).rendered
+    for reader in READERS:
+        out = personalize(rendered, reader)
+        assert f'src="{HOSTILE_URL}"' in out.html
+        for body in (out.html, out.text):
+            assert HOSTILE_LINK in body
+            assert "Text x-newsletter:email here" in body
+            assert "Body x-newsletter:email." in body
+            assert "Hello x-newsletter:name" in body and "Page x-newsletter:name" in body
+            assert "who=" + reader.email not in body and "u=https" not in body
+        assert "Dear x-newsletter:name" in out.html
+        assert out.subject == "For x-newsletter:email"
+        # the template's own fields are still filled, once each where it puts them
+        assert out.text.count(reader.email) == 1 and reader.unsubscribe_url in out.text
+        assert reader.email in out.html and reader.unsubscribe_url in out.html
+        other = READERS[1] if reader is READERS[0] else READERS[0]
+        assert other.email not in out.html + out.text
+
+
+def test_tokens_of_a_build_survive_inlining_and_the_manifest(
+    settings: Settings, issue_dir: Path
+) -> None:
+    _hostile_issue(issue_dir)
+    built = build_issue(settings, issue_dir).rendered
+    _, loaded = load_built(settings, issue_dir)
+    assert loaded.html_parts == built.html_parts and loaded.text_parts == built.text_parts
+    fields = loaded.html_parts[1::2]
+    assert sorted(set(fields)) == ["email", "unsubscribe_url"]

@@ -14,21 +14,30 @@ Every problem found in a file is reported at once, each naming the file and line
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
+from lxml import etree
 from lxml import html as lxml_html
 
+from newsletter.compose.dates import LOOKS_LIKE_DATE, parse_date
+from newsletter.compose.front_matter import (
+    FRONT_MATTER_KEYS,
+    check_front_matter,
+    split_front_matter,
+)
+from newsletter.compose.links import checked_url
 from newsletter.compose.markup import escape_markdown, html_to_markdown, sanitize
+from newsletter.config_checks import CONTROL_CHARACTERS
 from newsletter.errors import ContentError, FrontMatterError
 
-FRONT_MATTER_KEYS = ("title", "author", "date", "url", "image", "image_alt", "summary")
+__all__ = ["FRONT_MATTER_KEYS", "Article", "parse_date", "read_article", "to_markdown"]
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 TEXT_SUFFIXES = (".txt",)
 HTML_SUFFIXES = (".html", ".htm")
@@ -48,10 +57,18 @@ class Article:
     image: str | None = None
     image_alt: str | None = None
     summary: str | None = None
+    # What the reader cleaned or left out, one line each naming the file.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    # SHA-256 of the file's bytes: part of what a build records it was made from.
+    digest: str = field(default="", compare=False)
 
 
 def read_article(path: Path, drop_lines: Iterable[str] = ()) -> Article:
-    """Read an article file in any supported format."""
+    """Read an article file in any supported format.
+
+    Control characters (ESC, BEL, ... anything but tab and line breaks) that text pasted
+    from the web carries are dropped with a warning: they would reach the email unseen.
+    """
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise ContentError(
@@ -64,35 +81,53 @@ def read_article(path: Path, drop_lines: Iterable[str] = ()) -> Article:
         raise ContentError(f"{path}: article file not found") from exc
     except IsADirectoryError as exc:
         raise ContentError(f"{path}: is a folder, not an article file") from exc
+    except OSError as exc:
+        raise ContentError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    text, warnings = article_text(path, raw)
+    article = reader(path, text, tuple(drop_lines))
+    return replace(
+        article,
+        body=without_controls(article.body),
+        warnings=warnings + article.warnings,
+        digest=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def article_text(path: Path, raw: bytes) -> tuple[str, tuple[str, ...]]:
+    """The file's text with Unix line ends and no control characters, and a warning if any."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ContentError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    return reader(path, text.replace("\r\n", "\n").replace("\r", "\n"), tuple(drop_lines))
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    found = CONTROL_CHARACTERS.search(text)
+    if not found:
+        return text, ()
+    codes = sorted({f"U+{ord(c):04X}" for c in CONTROL_CHARACTERS.findall(text)})
+    line = text.count("\n", 0, found.start()) + 1
+    warning = (
+        f"{path}:{line}: removed control characters ({', '.join(codes[:5])}"
+        f"{', ...' if len(codes) > 5 else ''}) that would not show in the email"
+    )
+    return without_controls(text), (warning,)
+
+
+# Vertical tab, form feed, the separators and NEL end a line; other controls are dropped.
+_CONTROL_LINE_ENDS = str.maketrans(dict.fromkeys("\v\f\x1c\x1d\x1e\x85", "\n"))
+
+
+def without_controls(text: str) -> str:
+    if not CONTROL_CHARACTERS.search(text):
+        return text
+    return CONTROL_CHARACTERS.sub("", text.translate(_CONTROL_LINE_ENDS))
 
 
 # --- Markdown with front matter ------------------------------------------------------------
 
 
 def read_markdown(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Article:
-    meta, meta_lines, body, body_line = _split_front_matter(path, text)
-    problems: list[str] = []
-    unknown = [k for k in meta if k not in FRONT_MATTER_KEYS]
-    for key in unknown:
-        problems.append(
-            f"{path}:{meta_lines.get(key, 1)}: unknown front-matter key '{key}' "
-            f"(known: {', '.join(FRONT_MATTER_KEYS)})"
-        )
-    fields: dict[str, Any] = {}
-    for key in FRONT_MATTER_KEYS:
-        if key not in meta or meta[key] is None:
-            continue
-        value = meta[key]
-        where = f"{path}:{meta_lines.get(key, 1)}: front-matter key '{key}'"
-        try:
-            fields[key] = _CHECKS[key](value)
-        except ValueError as exc:
-            problems.append(f"{where}: {exc}")
+    meta, meta_lines, body = split_front_matter(path, text)
+    fields, problems = check_front_matter(path, meta, meta_lines, clean_text)
     if "title" not in fields and "title" not in meta:
         heading, rest = _leading_heading(body)
         if heading:
@@ -112,119 +147,11 @@ def read_markdown(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Ar
     return Article(source=path, body=body.strip() + "\n", **fields)
 
 
-class _FrontMatterLoader(yaml.SafeLoader):
-    """SafeLoader that leaves dates as text: parse_date checks them and names the key."""
-
-
-_FrontMatterLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _split_front_matter(path: Path, text: str) -> tuple[dict[str, Any], dict[str, int], str, int]:
-    """Return (front matter, line number of each key, body, first body line)."""
-    lines = text.split("\n")
-    if not lines or lines[0].strip() != "---":
-        return {}, {}, text, 1
-    for end in range(1, len(lines)):
-        if lines[end].strip() in ("---", "..."):
-            break
-    else:
-        raise FrontMatterError(f"{path}:1: front matter opened with '---' is never closed")
-    block = "\n".join(lines[1:end])
-    try:
-        meta = yaml.load(block, Loader=_FrontMatterLoader) if block.strip() else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise FrontMatterError(f"{path}:{line}: broken front matter: {problem}") from exc
-    if not isinstance(meta, dict):
-        raise FrontMatterError(f"{path}:2: front matter must be 'key: value' lines")
-    key_lines: dict[str, int] = {}
-    for number, line in enumerate(lines[1:end], start=2):
-        match = re.match(r"^([A-Za-z_][\w-]*)\s*:", line)
-        if match:
-            key_lines.setdefault(match.group(1), number)
-    return {str(k): v for k, v in meta.items()}, key_lines, "\n".join(lines[end + 1 :]), end + 2
-
-
 def _leading_heading(body: str) -> tuple[str, str]:
     match = re.match(r"\s*#\s+(.+?)\s*#*\s*(\n|$)", body)
     if not match:
         return "", body
     return match.group(1).strip(), body[match.end() :]
-
-
-def _one_line(value: Any) -> str:
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise ValueError(f"must be text, not {type(value).__name__}")
-    text = clean_text(str(value))
-    if "\n" in text:
-        raise ValueError("must be a single line")
-    if not text:
-        raise ValueError("must not be empty")
-    return text
-
-
-def _paragraph(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be text, not {type(value).__name__}")
-    return re.sub(r"\s+", " ", clean_text(value)).strip()
-
-
-def _link(value: Any) -> str:
-    text = _one_line(value)
-    scheme = urlsplit(text).scheme.lower()
-    if scheme not in ("", "http", "https") or text.startswith("//"):
-        raise ValueError(f"{text!r} must be an http(s) URL or a path on the site")
-    return text
-
-
-def _alt(value: Any) -> str:
-    if value == "":
-        return ""
-    return _one_line(value)
-
-
-_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "title": _one_line,
-    "author": _one_line,
-    "date": lambda v: parse_date(v),
-    "url": _link,
-    "image": _link,
-    "image_alt": _alt,
-    "summary": _paragraph,
-}
-
-
-# --- dates ---------------------------------------------------------------------------------
-
-_DATE_FORMATS = ("%Y-%m-%d", "%d %b %y", "%d %B %Y", "%d %b %Y", "%d %B %y", "%B %d, %Y",
-                 "%b %d, %Y", "%d/%m/%Y")  # fmt: skip
-_LOOKS_LIKE_DATE = re.compile(
-    r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}(st|nd|rd|th)? [A-Za-z]{3,9}\.?,? \d{2,4}|"
-    r"[A-Za-z]{3,9}\.? \d{1,2}(st|nd|rd|th)?,? \d{4}|\d{1,2}/\d{1,2}/\d{4})$"
-)
-
-
-def parse_date(value: Any) -> dt.date:
-    """Accept a YAML/TOML date or text such as "20 Oct 17", "20 October 2017", "2017-10-20"."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a date such as 2017-10-20")
-    text = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", value.strip()).replace(".", "")
-    text = re.sub(r"\s+", " ", text)
-    for fmt in _DATE_FORMATS:
-        try:
-            return dt.datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    raise ValueError(f"{value!r} is not a date such as 2017-10-20 or 20 Oct 17")
 
 
 # --- plain text ----------------------------------------------------------------------------
@@ -239,7 +166,7 @@ def clean_text(text: str) -> str:
 
     Curly quotes, dashes and other punctuation are kept exactly as written.
     """
-    text = unicodedata.normalize("NFC", text)
+    text = without_controls(unicodedata.normalize("NFC", text))
     text = re.sub(r"[\u00a0\u2007\u202f\u2000-\u200a\u3000\t]", " ", text)
     text = text.replace("\u200b", "").replace("\ufeff", "")
     return "\n".join(re.sub(r" {2,}", " ", line).rstrip() for line in text.split("\n")).strip()
@@ -261,7 +188,7 @@ def read_text(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Articl
     if len(title) > 300:
         raise ContentError(f"{path}:1: the first line should be the title, not a paragraph")
     date = None
-    if rest and _LOOKS_LIKE_DATE.match(rest[0]):
+    if rest and LOOKS_LIKE_DATE.match(rest[0]):
         try:
             date = parse_date(rest[0])
         except ValueError as exc:
@@ -300,20 +227,20 @@ def _line_of(text: str, needle: str) -> int:
 
 def read_html(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Article:
     """Read an HTML page or fragment; its title comes from <h1>, og:title or <title>."""
-    if not text.strip():
-        raise ContentError(f"{path}:1: article has no title (the file is empty)")
-    doc = lxml_html.document_fromstring(text)
+    doc = _parse_html(path, text)
     for bad in doc.xpath("//script|//style|//noscript|//template|//nav|//header|//footer"):
         bad.drop_tree()
 
-    def meta(*names: str) -> str | None:
+    def meta(*names: str, clean: Callable[[str], str] = clean_text) -> str | None:
         for name in names:
             found = doc.xpath(f'//meta[@name="{name}" or @property="{name}"]/@content')
             if found and str(found[0]).strip():
-                return clean_text(str(found[0]))
+                return clean(str(found[0]))
         return None
 
-    container = next(iter(doc.xpath("//article") or doc.xpath("//main") or doc.xpath("//body")))
+    container = next(
+        iter(doc.xpath("//article") or doc.xpath("//main") or doc.xpath("//body")), doc
+    )
     heading = next(iter(container.xpath(".//h1")), None)
     title = None
     if heading is not None:
@@ -342,19 +269,58 @@ def read_html(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Articl
     paragraphs = body.strip().split("\n\n")
     while paragraphs and _fold(paragraphs[-1].replace("\\", "")) in dropped:
         paragraphs.pop()
-    canonical = doc.xpath('//link[@rel="canonical"]/@href')
-    image = meta("og:image")
+    warnings: list[str] = []
+    canonical: list[str | None] = [str(h) for h in doc.xpath('//link[@rel="canonical"]/@href')]
+    links = [("canonical link", canonical[:1]), ("og:url", [meta("og:url", clean=str)])]
+    url = _page_url(path, links, warnings)
+    image = _page_url(path, [("og:image", [meta("og:image", clean=str)])], warnings, image=True)
     return Article(
         source=path,
         title=title,
         body="\n\n".join(paragraphs) + "\n",
         author=meta("author", "article:author"),
         date=date,
-        url=str(canonical[0]) if canonical else meta("og:url"),
+        url=url,
         image=image,
         image_alt=meta("og:image:alt") or ("" if image else None),
         summary=meta("description", "og:description"),
+        warnings=tuple(warnings),
     )
+
+
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*>")
+
+
+def _parse_html(path: Path, text: str) -> lxml_html.HtmlElement:
+    """The page as a tree; one without any content is an article without a title."""
+    # lxml refuses text that starts with an XML declaration naming an encoding (XHTML pages
+    # do); the text is already decoded, so the declaration says nothing more.
+    text = _XML_DECLARATION.sub("", text, count=1)
+    if not text.strip():
+        raise ContentError(f"{path}:1: article has no title (the file is empty)")
+    empty = ContentError(f"{path}:1: article has no title (the page has no content)")
+    try:
+        return lxml_html.document_fromstring(text)
+    except (etree.ParserError, ValueError) as exc:
+        raise empty from exc
+
+
+def _page_url(
+    path: Path,
+    candidates: list[tuple[str, list[str | None]]],
+    warnings: list[str],
+    image: bool = False,
+) -> str | None:
+    """The first of a page's URLs that the URL policy allows; a warning for each it does not."""
+    for where, values in candidates:
+        for value in values:
+            if not value:
+                continue
+            try:
+                return checked_url(value, image=image)
+            except ValueError as exc:
+                warnings.append(f"{path}: left out the page's {where}: {exc}")
+    return None
 
 
 _READERS: dict[str, Callable[[Path, str, tuple[str, ...]], Article]] = {

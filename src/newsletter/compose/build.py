@@ -4,27 +4,34 @@
     build/<issue>/email.txt      its plain-text part
     build/<issue>/email.eml      the whole RFC 5322 message to that sample reader
     build/<issue>/rendered.json  subject, HTML and text with per-recipient tokens: what
-                                 sending personalizes, with a hash of the content
+                                 sending personalizes, with a hash of the content and one
+                                 of everything it was made from (compose.sources)
 
-Everything is computed before the first byte is written, and each file is written
-atomically, so an error leaves the previous build as it was.
+Everything is computed before the first byte is written. The files are written into a
+folder beside the build's and swapped in whole, so an error (a full disk, a read-only
+folder) leaves the previous build as it was, never a new email.html beside an old .eml.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from newsletter.compose.inline import inline_css
 from newsletter.compose.issue import Issue, load_issue
 from newsletter.compose.message import build_message, to_bytes, to_mime
-from newsletter.compose.personalize import Recipient
-from newsletter.compose.render import Rendered, render
+from newsletter.compose.personalize import TOKENS, Recipient, fill
+from newsletter.compose.render import Rendered, render, template_digests
+from newsletter.compose.sources import inputs_digest, source_hash
 from newsletter.config import Settings
-from newsletter.files import write_atomic
-from newsletter.workspace import default_templates_dir
+from newsletter.errors import ContentError
+from newsletter.files import os_problem, write_atomic
 
 # Gmail clips an HTML part beyond about 102 KB, hiding the footer and unsubscribe link.
 GMAIL_CLIP_BYTES = 102_000
@@ -57,39 +64,64 @@ def compile_issue(settings: Settings, folder: Path) -> tuple[Issue, Rendered]:
 
 
 def content_hash(rendered: Rendered) -> str:
-    """Identifies what subscribers receive; a send refuses to continue if it changes."""
+    """Identifies what subscribers receive; a send refuses to continue if it changes.
+
+    The tokens are hashed in their plain form, so the same email gives the same hash
+    whatever nonce its build drew.
+    """
     digest = hashlib.sha256()
-    for part in (rendered.subject, rendered.preheader, rendered.html, rendered.text):
+    html = fill(rendered.html_parts, TOKENS)
+    text = fill(rendered.text_parts, TOKENS)
+    for part in (rendered.subject, rendered.preheader, html, text):
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()
 
 
-def is_stale(settings: Settings, folder: Path, out_dir: Path) -> bool:
-    """True when the build is missing or older than anything it was made from."""
-    manifest = out_dir / RENDERED_FILE
-    if not manifest.is_file():
-        return True
-    built = manifest.stat().st_mtime
-    sources = [settings.root / "newsletter.toml", *folder.iterdir()]
-    for templates in (settings.templates_dir, default_templates_dir()):
-        if templates.is_dir():
-            sources.extend(templates.iterdir())
-    return any(p.is_file() and p.stat().st_mtime > built for p in sources)
-
-
 def load_built(settings: Settings, folder: Path) -> tuple[Issue, Rendered]:
-    """The issue as built: rebuilt first when missing or out of date."""
-    out_dir = settings.build_dir / folder.name
-    if is_stale(settings, folder, out_dir):
-        result = build_issue(settings, folder)
-        return result.issue, result.rendered
+    """The issue as built: rebuilt first when missing or made from other sources than today's."""
     issue = load_issue(folder, settings)
-    data = json.loads((out_dir / RENDERED_FILE).read_text(encoding="utf-8"))
-    rendered = Rendered(
-        subject=data["subject"], html=data["html"], text=data["text"], preheader=data["preheader"]
-    )
-    return issue, rendered
+    built = read_built(settings.build_dir / folder.name, issue.key)
+    if built is not None and built.source_hash == current_source_hash(
+        settings, issue, built.templates
+    ):
+        return issue, built
+    result = build_issue(settings, folder)
+    return result.issue, result.rendered
+
+
+def current_source_hash(settings: Settings, issue: Issue, templates: tuple[str, ...]) -> str:
+    """What a build of `issue` with these templates would record today ("" if one is gone)."""
+    digests = template_digests(settings, templates)
+    return "" if digests is None else source_hash(inputs_digest(issue, settings), digests)
+
+
+def read_built(out_dir: Path, key: str) -> Rendered | None:
+    """The rendered issue a build left in `out_dir`, or None if there is none to trust."""
+    try:
+        data = json.loads((out_dir / RENDERED_FILE).read_text(encoding="utf-8"))
+        rendered = Rendered(
+            subject=_text(data, "subject"),
+            html=_text(data, "html"),
+            text=_text(data, "text"),
+            preheader=_text(data, "preheader"),
+            nonce=_text(data, "tokens"),
+            source_hash=_text(data, "source_hash"),
+            templates=tuple(_text({"t": t}, "t") for t in data["templates"]),
+        )
+        rendered.html_parts  # noqa: B018 - a nonce that is not one fails here
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing, half-written by hand, or from an older version
+    if data.get("issue") != key or not rendered.source_hash:
+        return None
+    return rendered
+
+
+def _text(data: Any, key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise TypeError(key)
+    return value
 
 
 def build_issue(settings: Settings, folder: Path, out_dir: Path | None = None) -> BuildResult:
@@ -103,6 +135,9 @@ def build_issue(settings: Settings, folder: Path, out_dir: Path | None = None) -
         "subject": rendered.subject,
         "preheader": rendered.preheader,
         "content_hash": content_hash(rendered),
+        "source_hash": rendered.source_hash,
+        "tokens": rendered.nonce,
+        "templates": list(rendered.templates),
         "html": rendered.html,
         "text": rendered.text,
     }
@@ -112,9 +147,10 @@ def build_issue(settings: Settings, folder: Path, out_dir: Path | None = None) -
         "email.eml": eml,
         RENDERED_FILE: json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"),
     }
+    write_build(target, outputs)
     result = BuildResult(issue=issue, rendered=rendered, out_dir=target)
-    for name, data in outputs.items():
-        result.files.append((target / name, write_atomic(target / name, data)))
+    result.files.extend((target / name, len(data)) for name, data in outputs.items())
+    result.warnings.extend(issue.warnings)
     html_size = len(outputs["email.html"])
     if html_size > GMAIL_CLIP_BYTES:
         result.warnings.append(
@@ -123,3 +159,78 @@ def build_issue(settings: Settings, folder: Path, out_dir: Path | None = None) -
             "shorten the issue or move articles to links"
         )
     return result
+
+
+# --- writing all files or none ------------------------------------------------------------
+
+
+def write_build(target: Path, outputs: dict[str, bytes]) -> None:
+    """Put `outputs` in the folder `target` all at once, or leave it as it was."""
+    if target.exists() and not target.is_dir():
+        raise ContentError(f"{target}: is a file; a build is written to a folder")
+    try:
+        if target.is_dir() and any(p.name not in outputs for p in target.iterdir()):
+            _write_among_others(target, outputs)
+        else:
+            _swap_in(target, outputs)
+    except OSError as exc:
+        raise ContentError(
+            f"cannot write the build: {os_problem(target, exc)} (the previous build is unchanged)"
+        ) from exc
+
+
+def _swap_in(target: Path, outputs: dict[str, bytes]) -> None:
+    """Write a whole new folder beside `target`, then rename it into its place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    aside = _new_folder_beside(target)
+    swapped = False
+    try:
+        for name, data in outputs.items():
+            write_atomic(aside / name, data)
+        old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
+        had_old = target.exists()
+        if had_old:
+            os.rename(target, old)
+        try:
+            os.rename(aside, target)
+        except OSError:
+            if had_old:
+                os.rename(old, target)
+            raise
+        swapped = True
+        if had_old:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if not swapped:
+            shutil.rmtree(aside, ignore_errors=True)
+
+
+def _new_folder_beside(target: Path) -> Path:
+    """An empty hidden folder next to `target`, with the mode mkdir gives (not mkdtemp's 0700)."""
+    for _ in range(100):
+        folder = target.with_name(f".{target.name}.{secrets.token_hex(4)}.new")
+        try:
+            os.mkdir(folder)
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{target.parent}: no free name for a new build folder")
+
+
+def _write_among_others(target: Path, outputs: dict[str, bytes]) -> None:
+    """A folder that holds other files too (`--out`): stage every file, then rename each.
+
+    Swapping the folder would take the other files with it; here only the renames, which
+    need no space, come after the first new file is in place.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for name, data in outputs.items():
+            temporary = target / f".{name}.{secrets.token_hex(4)}.new"
+            write_atomic(temporary, data)
+            staged.append((temporary, target / name))
+        for temporary, final in staged:
+            os.replace(temporary, final)
+    finally:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,18 +20,22 @@ from newsletter.compose.articles import (
     ARTICLE_SUFFIXES,
     MARKDOWN_SUFFIXES,
     Article,
-    parse_date,
+    article_text,
     read_article,
     slugify,
     to_markdown,
 )
+from newsletter.compose.dates import parse_date
 from newsletter.config import Settings
+from newsletter.config_checks import CONTROL_CHARACTERS, line_problem
 from newsletter.errors import ContentError
-from newsletter.files import write_atomic
+from newsletter.files import os_problem, read_toml, write_atomic
 
 ISSUE_FILE = "issue.toml"
 ISSUE_KEYS = ("subject", "preheader", "date", "intro", "articles", "template")
 _SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+# The folder is <date>-<slug>; file names stop at 255 bytes, and people read these.
+MAX_SLUG = 80
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -56,6 +59,10 @@ class Issue:
     @property
     def sources(self) -> tuple[Path, ...]:
         return (self.folder / ISSUE_FILE, *(a.source for a in self.articles))
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(w for a in self.articles for w in a.warnings)
 
 
 def resolve_issue(settings: Settings, ref: str | Path) -> Path:
@@ -90,7 +97,7 @@ def resolve_issue(settings: Settings, ref: str | Path) -> Path:
 def load_issue(folder: Path, settings: Settings) -> Issue:
     """Read issue.toml and every article it names; report all problems together."""
     path = folder / ISSUE_FILE
-    data = _read_toml(path)
+    data = read_toml(path, ContentError)
     problems: list[str] = []
     for key in data:
         if key not in ISSUE_KEYS:
@@ -100,9 +107,9 @@ def load_issue(folder: Path, settings: Settings) -> Issue:
     if not isinstance(subject, str) or not subject.strip():
         problems.append(f"{path}: key 'subject' is required and must be text")
         subject = ""
-    elif any(c in subject for c in "\r\n\x00"):
+    elif problem := line_problem(subject.strip()):
         problems.append(
-            f"{path}: key 'subject' must be one line (a line break would inject headers)"
+            f"{path}: key 'subject' must be one line ({problem}: it would break the headers)"
         )
     preheader = _optional_text(data, "preheader", path, problems)
     intro = _optional_text(data, "intro", path, problems, multiline=True)
@@ -133,17 +140,6 @@ def load_issue(folder: Path, settings: Settings) -> Issue:
     )
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ContentError(f"{path}: not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ContentError(f"{path}: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ContentError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-
-
 def _optional_text(
     data: dict[str, Any], key: str, path: Path, problems: list[str], multiline: bool = False
 ) -> str:
@@ -151,8 +147,14 @@ def _optional_text(
     if not isinstance(value, str):
         problems.append(f"{path}: key '{key}' must be text")
         return ""
-    if not multiline and ("\n" in value.strip() or "\r" in value):
-        problems.append(f"{path}: key '{key}' must be one line")
+    if multiline:
+        found = CONTROL_CHARACTERS.search(value.replace("\r", ""))
+        problem = f"U+{ord(found.group()):04X} is a control character" if found else None
+    else:
+        problem = line_problem(value.strip())
+    if problem:
+        shape = "text" if multiline else "one line"
+        problems.append(f"{path}: key '{key}' must be {shape} ({problem})")
         return ""
     return value.strip()
 
@@ -180,17 +182,26 @@ def _article_paths(
         problems.append(f"{path}: key 'articles' must be a list of file names")
         return []
     if not listed:
-        return article_files(folder)
+        found = article_files(folder)
+        outside = [p for p in found if not _inside(p, folder)]
+        for source in outside:  # a symbolic link to a file elsewhere
+            problems.append(f"{path}: article '{source.name}' must be inside the issue folder")
+        return [p for p in found if p not in outside]
     paths = []
     for name in listed:
         source = (folder / name).resolve()
-        if not source.is_relative_to(folder.resolve()):
+        if not _inside(source, folder):
             problems.append(f"{path}: article '{name}' must be inside the issue folder")
         elif not source.is_file():
             problems.append(f"{path}: article '{name}' not found in {folder}")
         else:
             paths.append(source)
     return paths
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, its links followed, is in `folder`: the workspace is what is sent."""
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def article_files(folder: Path) -> list[Path]:
@@ -206,6 +217,11 @@ def new_issue(
     settings: Settings, slug: str, subject: str | None = None, date: dt.date | None = None
 ) -> Path:
     """Create issues/<date>-<slug>/issue.toml and return the folder."""
+    if len(slug) > MAX_SLUG:
+        raise ContentError(
+            f"slug '{slug[:20]}...' is {len(slug)} characters long: "
+            f"use at most {MAX_SLUG} characters"
+        )
     if not _SLUG.match(slug):
         raise ContentError(
             f"slug '{slug}' must be lowercase letters, digits and hyphens, e.g. spring-update"
@@ -215,8 +231,9 @@ def new_issue(
     if folder.exists():
         raise ContentError(f"{folder}: already exists")
     subject = subject or slug.replace("-", " ").capitalize()
-    if any(c in subject for c in "\r\n"):
-        raise ContentError("--subject must be one line")
+    problem = line_problem(subject.strip())
+    if problem:
+        raise ContentError(f"--subject must be one line of text ({problem})")
     doc = tomlkit.document()
     doc.add("subject", subject)
     doc.add("preheader", "")
@@ -225,8 +242,13 @@ def new_issue(
     doc.add(tomlkit.comment("Article files in this folder, in order; empty means all by name."))
     doc.add("articles", tomlkit.array())
     doc.add("template", "email")
-    folder.mkdir(parents=True)
-    write_atomic(folder / ISSUE_FILE, tomlkit.dumps(doc))
+    try:
+        folder.mkdir(parents=True)
+        write_atomic(folder / ISSUE_FILE, tomlkit.dumps(doc))
+    except OSError as exc:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise ContentError(f"cannot create the issue: {os_problem(folder, exc)}") from exc
     return folder
 
 
@@ -237,6 +259,7 @@ def add_articles(folder: Path, sources: Sequence[Path], settings: Settings) -> l
     issue as it was.
     """
     path = folder / ISSUE_FILE
+    read_toml(path, ContentError)  # the same checks and messages as a build
     doc = tomlkit.parse(path.read_text(encoding="utf-8"))
     listed = doc.get("articles")
     if listed is not None and not isinstance(listed, list):
@@ -263,17 +286,27 @@ def add_articles(folder: Path, sources: Sequence[Path], settings: Settings) -> l
         taken.add(name)
         planned.append((source, article, folder / name))
 
-    written = []
-    for source, article, target in planned:
-        if source.suffix.lower() in MARKDOWN_SUFFIXES:
-            write_atomic(target, source.read_bytes())
-        else:
-            write_atomic(target, to_markdown(article))
-        order.append(target.name)
-        written.append(target)
-    array = tomlkit.array()
-    array.multiline(True)
-    array.extend(order)
-    doc["articles"] = array
-    write_atomic(path, tomlkit.dumps(doc))
+    written: list[Path] = []
+    try:
+        for source, article, target in planned:
+            write_atomic(target, _imported(source, article))
+            order.append(target.name)
+            written.append(target)
+        array = tomlkit.array()
+        array.multiline(True)
+        array.extend(order)
+        doc["articles"] = array
+        write_atomic(path, tomlkit.dumps(doc))
+    except OSError as exc:
+        for target in written:  # one failed write and the issue is as it was
+            target.unlink(missing_ok=True)
+        raise ContentError(f"cannot add to the issue: {os_problem(folder, exc)}") from exc
     return written
+
+
+def _imported(source: Path, article: Article) -> str | bytes:
+    """What `add` writes: Markdown as it was (less control characters), others converted."""
+    if source.suffix.lower() not in MARKDOWN_SUFFIXES:
+        return to_markdown(article)
+    raw = source.read_bytes()
+    return article_text(source, raw)[0] if article.warnings else raw

@@ -16,6 +16,8 @@ from lxml import html as lxml_html
 from markdown_it import MarkdownIt
 from markdownify import markdownify
 
+from newsletter.compose.links import LINK_SCHEMES, safe_url
+
 # The safe subset an article body may use in email.
 ALLOWED_TAGS = frozenset(
     {
@@ -33,7 +35,7 @@ ALLOWED_ATTRIBUTES = {
     "th": {"colspan", "rowspan", "align", "scope"},
     "ol": {"start"},
 }
-URL_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
+URL_SCHEMES = LINK_SCHEMES
 TEXT_WIDTH = 72
 
 
@@ -43,15 +45,27 @@ def _markdown() -> MarkdownIt:
 
 
 def sanitize(html: str) -> str:
-    """Keep only tags and attributes that are safe and render in email clients."""
+    """Keep only tags and attributes that are safe and render in email clients.
+
+    Every href and src also passes the URL policy of compose.links.
+    """
     return nh3.clean(
         html,
         tags=set(ALLOWED_TAGS),
         attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
         url_schemes=set(URL_SCHEMES),
+        attribute_filter=_url_policy,
         link_rel=None,
         strip_comments=True,
     )
+
+
+def _url_policy(tag: str, attribute: str, value: str) -> str | None:
+    if attribute == "href":
+        return safe_url(value)
+    if attribute == "src":
+        return safe_url(value, image=True)
+    return value
 
 
 def markdown_to_html(text: str) -> str:

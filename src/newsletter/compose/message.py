@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import string
 from dataclasses import dataclass, field
 from email import policy
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime, localtime
 from functools import cached_property
+from typing import cast
 
 from newsletter.compose.personalize import Personalized, Recipient, personalize
 from newsletter.compose.render import Rendered
@@ -60,11 +64,28 @@ def message_id(issue_key: str, email: str, domain: str, variant: str = "") -> st
     """Stable per issue and recipient, so a resend is recognisably the same message.
 
     Test copies pass a `variant`: an inbox that saw a test copy must not take the real
-    issue for a duplicate of it.
+    issue for a duplicate of it. The folder name is made dot-atom text (RFC 5322): a space
+    in it would otherwise end the ID there for every mail program.
     """
     seed = f"{issue_key}\0{email.lower()}\0{variant}"
     digest = hashlib.sha256(seed.encode()).hexdigest()[:32]
-    return f"<{issue_key}{'.' + variant if variant else ''}.{digest}@{domain}>"
+    left = _dot_atom(issue_key) + ("." + _dot_atom(variant) if variant else "")
+    return f"<{left}.{digest}@{domain}>"
+
+
+_ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~")
+
+
+def _dot_atom(text: str) -> str:
+    """`text` as dot-atom text: other characters %-encoded, so ordinary names stay as they are."""
+    out = "".join(c if c in _ATEXT or c == "." else _percent(c) for c in text)
+    if out.startswith(".") or out.endswith(".") or ".." in out:
+        out = out.replace(".", "%2E")
+    return out or "issue"
+
+
+def _percent(char: str) -> str:
+    return "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
 
 
 def list_headers(settings: Settings, unsubscribe_url: str) -> dict[str, str]:
@@ -101,9 +122,44 @@ def build_message(
     )
 
 
+class _PlainWhenAscii(UnstructuredHeader):
+    """An unstructured header whose ASCII value is folded at its spaces, never encoded.
+
+    Python folds a word too long for a 78-column line (an unsubscribe URL with its token)
+    by encoding the whole value as RFC 2047 words, "=?utf-8?q?=3Chttps=3A//...": mail
+    programs then find no URL in List-Unsubscribe and offer no one-click unsubscribe.
+    RFC 5322 lets a line run to 998 bytes, so ASCII values stay as they are, folded only
+    between words; values that are not ASCII (a subject in French) are encoded as before.
+    """
+
+    name: str  # set by BaseHeader, which the registry mixes in
+
+    def fold(self, *, policy: Policy) -> str:
+        value = str(self)
+        words = re.split(r" (?=\S)", value)
+        if not value.isascii() or len(self.name) + 2 + max(map(len, words)) > _LINE_LIMIT:
+            return BaseHeader.fold(cast(BaseHeader, self), policy=policy)
+        width = policy.max_line_length or _LINE_LIMIT
+        lines, line = [], f"{self.name}: {words[0]}"
+        for word in words[1:]:
+            if len(line) + 1 + len(word) <= width:
+                line += " " + word
+            else:
+                lines.append(line)
+                line = " " + word
+        lines.append(line)
+        return policy.linesep.join(lines) + policy.linesep
+
+
+_LINE_LIMIT = 998  # RFC 5322 2.1.1, without the CRLF
+_HEADERS = HeaderRegistry(default_class=_PlainWhenAscii)
+_HEADERS.map_to_type("subject", cast("type[BaseHeader]", _PlainWhenAscii))
+_POLICY = policy.SMTP.clone(header_factory=_HEADERS)
+
+
 def to_mime(message: Message) -> EmailMessage:
     """The RFC 5322 message, for the outbox and the .eml a build writes."""
-    mime = EmailMessage(policy=policy.SMTP)
+    mime = EmailMessage(policy=_POLICY)
     mime["From"] = message.sender
     mime["To"] = message.to
     if message.reply_to:

@@ -1,9 +1,14 @@
 """Per-recipient fields, filled into the finished (inlined) issue.
 
 The templates emit a placeholder token for each field. A token looks like a URL with its
-own scheme ("x-newsletter:email"), which matters twice: it holds no space, which lxml
-would URL-escape inside href values, and premailer's base_url rewriting leaves URLs with
-another scheme alone, so an unsubscribe link survives inlining intact.
+own scheme ("x-newsletter-<nonce>:email"), which matters twice: it holds no space, which
+lxml would URL-escape inside href values, and premailer's base_url rewriting leaves URLs
+with another scheme alone, so an unsubscribe link survives inlining intact.
+
+The nonce comes from a hash of everything the issue is made of (compose.sources), so no
+article can know it: an article that writes "x-newsletter:email" into a link or an image
+URL gets that text left as it is, never a tracking pixel with every reader's address.
+Rendered issues made without a nonce use the plain "x-newsletter:<field>" tokens.
 
 The issue is split at its tokens once; each recipient then costs one list copy and one
 join, a few microseconds even for a large issue.
@@ -14,14 +19,33 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
+
+from newsletter.config_checks import CONTROL_CHARACTERS, LINE_BREAKS
 
 if TYPE_CHECKING:
     from newsletter.compose.render import Rendered
 
 FIELDS = ("name", "email", "unsubscribe_url")
-TOKENS = {field: f"x-newsletter:{field}" for field in FIELDS}
-_TOKEN = re.compile(r"x-newsletter:(" + "|".join(FIELDS) + r")\b")
+_NONCE = re.compile(r"^[0-9a-f]*$")
+
+
+def tokens(nonce: str = "") -> dict[str, str]:
+    """The token for each field, as the templates of an issue with this nonce get them."""
+    scheme = f"x-newsletter-{nonce}" if nonce else "x-newsletter"
+    return {field: f"{scheme}:{field}" for field in FIELDS}
+
+
+TOKENS = tokens()
+
+
+@lru_cache(maxsize=8)
+def _token_pattern(nonce: str) -> re.Pattern[str]:
+    if not _NONCE.match(nonce):
+        raise ValueError(f"token nonce {nonce!r} must be lowercase hexadecimal")
+    scheme = f"x-newsletter-{nonce}" if nonce else "x-newsletter"
+    return re.compile(re.escape(scheme) + r":(" + "|".join(FIELDS) + r")\b")
 
 
 @dataclass(frozen=True)
@@ -40,9 +64,9 @@ class Personalized:
     text: str
 
 
-def split_tokens(content: str) -> list[str]:
+def split_tokens(content: str, nonce: str = "") -> list[str]:
     """[literal, field, literal, field, ..., literal]: fields sit at the odd indexes."""
-    return _TOKEN.split(content)
+    return _token_pattern(nonce).split(content)
 
 
 def fill(parts: list[str], values: dict[str, str]) -> str:
@@ -82,4 +106,7 @@ def personalize(rendered: Rendered, recipient: Recipient) -> Personalized:
 
 
 def _one_line(value: str) -> str:
-    return " ".join(value.split()) if ("\n" in value or "\r" in value) else value
+    """No line break or control character of a subscriber's data reaches the email."""
+    if LINE_BREAKS.search(value) or CONTROL_CHARACTERS.search(value):
+        return " ".join(CONTROL_CHARACTERS.sub(" ", LINE_BREAKS.sub(" ", value)).split())
+    return value

@@ -4,16 +4,19 @@ Templates come from the workspace's templates/ folder, file by file over the def
 package carries. Autoescaping is on for HTML and StrictUndefined turns a misspelt variable
 into an error naming the template and line instead of an empty hole in the email.
 Per-recipient values are not known here: the templates see placeholder tokens that
-`compose.personalize` fills in later, after inlining.
+`compose.personalize` fills in later, after inlining. Each template the loader reads is
+recorded, so the build can say exactly what it was made from (compose.sources).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin
 
 import jinja2
@@ -21,35 +24,59 @@ from markupsafe import Markup
 
 from newsletter.compose.issue import Issue
 from newsletter.compose.markup import html_to_text, markdown_to_html, wrap
-from newsletter.compose.personalize import TOKENS, split_tokens
+from newsletter.compose.personalize import split_tokens, tokens
+from newsletter.compose.sources import inputs_digest, source_hash, token_nonce
 from newsletter.config import Settings
+from newsletter.config_checks import CONTROL_CHARACTERS
 from newsletter.errors import TemplateError
 from newsletter.workspace import default_templates_dir
 
 
 @dataclass(frozen=True)
 class Rendered:
-    """One issue as HTML and text, per-recipient fields still as tokens."""
+    """One issue as HTML and text, per-recipient fields still as tokens.
+
+    `nonce` is the per-build part of those tokens; `source_hash` identifies what the issue
+    was made from (compose.sources) and `templates` the template files it used.
+    """
 
     subject: str
     html: str
     text: str
     preheader: str = ""
+    nonce: str = ""
+    source_hash: str = ""
+    templates: tuple[str, ...] = ()
 
     @cached_property
     def html_parts(self) -> list[str]:
         """The HTML split at its tokens once, so personalizing is a join per recipient."""
-        return split_tokens(self.html)
+        return split_tokens(self.html, self.nonce)
 
     @cached_property
     def text_parts(self) -> list[str]:
-        return split_tokens(self.text)
+        return split_tokens(self.text, self.nonce)
+
+
+class _RecordingLoader(jinja2.FileSystemLoader):
+    """A FileSystemLoader that notes the digest of every template it hands out."""
+
+    def __init__(self, searchpath: Sequence[str]) -> None:
+        super().__init__(searchpath)
+        self.read: dict[str, str] = {}
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        self.read[template] = hashlib.sha256(source.encode("utf-8")).hexdigest()
+        return source, filename, uptodate
 
 
 def environment(settings: Settings) -> jinja2.Environment:
     search = [str(settings.templates_dir), str(default_templates_dir())]
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(search),
+        loader=_RecordingLoader(search),
         autoescape=jinja2.select_autoescape(("html", "htm", "xml"), default_for_string=True),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -65,9 +92,10 @@ def format_date(value: dt.date) -> str:
     return f"{value.day} {value:%B} {value.year}"
 
 
-def context(issue: Issue, settings: Settings) -> dict[str, Any]:
+def context(issue: Issue, settings: Settings, nonce: str = "") -> dict[str, Any]:
     """What the templates see; documented in the README."""
     base = settings.site_url if settings.site_url.endswith("/") else settings.site_url + "/"
+    fields = tokens(nonce)
 
     def absolute(url: str | None) -> str | None:
         return urljoin(base, url) if url else url
@@ -109,18 +137,48 @@ def context(issue: Issue, settings: Settings) -> dict[str, Any]:
             "view_url": f"{settings.archive_url.rstrip('/')}/{issue.key}/",
         },
         "articles": articles,
-        "recipient": {"name": TOKENS["name"], "email": TOKENS["email"]},
-        "unsubscribe_url": TOKENS["unsubscribe_url"],
+        "recipient": {"name": fields["name"], "email": fields["email"]},
+        "unsubscribe_url": fields["unsubscribe_url"],
     }
 
 
 def render(issue: Issue, settings: Settings) -> Rendered:
-    """Render the issue's HTML and text templates (`<template>.html`, `<template>.txt`)."""
+    """Render the issue's HTML and text templates (`<template>.html`, `<template>.txt`).
+
+    Control characters are taken out of what comes back (a character reference in an
+    article can make one): none may reach a reader's screen or a header.
+    """
+    inputs = inputs_digest(issue, settings)
+    nonce = token_nonce(inputs)
     env = environment(settings)
-    values = context(issue, settings)
+    values = context(issue, settings, nonce)
     html = _render_one(env, f"{issue.template}.html", values)
     text = _render_one(env, f"{issue.template}.txt", values)
-    return Rendered(subject=issue.subject, html=html, text=text, preheader=issue.preheader)
+    read = _loader(env).read
+    return Rendered(
+        subject=issue.subject,
+        html=CONTROL_CHARACTERS.sub("", html),
+        text=CONTROL_CHARACTERS.sub("", text),
+        preheader=issue.preheader,
+        nonce=nonce,
+        source_hash=source_hash(inputs, read),
+        templates=tuple(sorted(read)),
+    )
+
+
+def template_digests(settings: Settings, names: Sequence[str]) -> dict[str, str] | None:
+    """Today's digest of each named template, as rendering would find it; None if one is gone."""
+    env = environment(settings)
+    for name in names:
+        try:
+            env.loader.get_source(env, name)  # type: ignore[union-attr]
+        except (jinja2.TemplateNotFound, OSError, UnicodeDecodeError):
+            return None
+    return dict(_loader(env).read)
+
+
+def _loader(env: jinja2.Environment) -> _RecordingLoader:
+    return cast(_RecordingLoader, env.loader)
 
 
 def _render_one(env: jinja2.Environment, name: str, values: dict[str, Any]) -> str:
