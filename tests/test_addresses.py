@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from newsletter.audience.addresses import (
+    address_hash,
+    address_hashes,
+    address_key,
+    normalize_address,
     parse_mailbox,
     same_address_key,
     unique_addresses,
@@ -64,3 +70,34 @@ def test_same_address_key_and_dedupe() -> None:
         "ME@example.org",
         "you@example.org",
     ]
+
+
+# --- one key per person ----------------------------------------------------------------------
+
+
+def test_key_has_one_form_for_a_domain() -> None:
+    key = address_key("user@bücher.de")
+    assert key == "user@xn--bcher-kva.de"
+    assert address_key("User@BÜCHER.DE") == key == address_key("USER@xn--BCHER-KVA.de")
+    assert address_key(normalize_address("user@xn--bcher-kva.de")) == key
+
+
+def test_key_lowers_the_local_part_without_casefolding() -> None:
+    assert address_key("Straße@example.org") == "straße@example.org"
+    assert not same_address_key("Straße@example.org", "strasse@example.org")
+    assert same_address_key("STRASSE@example.org", "strasse@example.org")
+    assert same_address_key("Jose\u0301@example.org", "josé@example.org")  # NFC
+
+
+def test_key_never_raises_on_what_was_stored() -> None:
+    assert address_key("no at sign") == "no at sign"
+    assert address_key("a@[127.0.0.1]") == "a@[127.0.0.1]"
+    assert address_key("a@" + "ü" * 70 + ".de") == "a@" + "ü" * 70 + ".de"
+
+
+def test_hashes_include_the_forms_erased_before_schema_3() -> None:
+    legacy = hashlib.sha256("user@bücher.de".encode()).hexdigest()  # casefold(), as typed
+    typed = hashlib.sha256(b"user@xn--bcher-kva.de").hexdigest()  # typed in ASCII
+    hashes = address_hashes("User@bücher.de")
+    assert hashes[0] == address_hash("user@bücher.de")
+    assert legacy in hashes and typed in hashes

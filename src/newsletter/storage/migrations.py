@@ -14,6 +14,8 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine, func, insert, inspect, select
 
 from newsletter.errors import ConfigError
+from newsletter.storage.address_keys import address_keys
+from newsletter.storage.liveness import senders_table
 from newsletter.storage.schema import now, schema_migrations
 
 # The table that records the others, made before anything can be recorded in it.
@@ -287,6 +289,8 @@ def uncertain_deliveries(conn: Connection) -> None:
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "subscribers, tags, suppressions, sends, deliveries, events", initial_schema),
     (2, "deliveries may be uncertain", uncertain_deliveries),
+    (3, "address keys in one normal form", address_keys),
+    (4, "senders register themselves", senders_table),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -80,7 +80,8 @@ subscribers = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("email", String(320), nullable=False),
-    # The address case-folded: one subscriber per address however it is capitalised.
+    # audience.addresses.address_key (schema 3): one subscriber however the address is
+    # capitalised or its domain spelt (bücher.de or xn--bcher-kva.de).
     Column("email_key", String(320), nullable=False, unique=True),
     Column("name", String(300), nullable=False, default=""),
     Column("status", String(20), nullable=False),
