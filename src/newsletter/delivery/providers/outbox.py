@@ -3,18 +3,21 @@
     .newsletter/outbox/<issue>/<time>-<n>-<address>.eml   the message as a mail program reads it
     .newsletter/outbox/<issue>/index.jsonl                one line per message
 
-No key, no network: the quick start, --dry-run and most tests send here.
+No key, no network: the quick start, --dry-run and most tests send here. The files hold
+subscribers' addresses and personal links, so the folders are 0700 and the files 0600.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from newsletter.compose.message import Message, to_bytes, to_mime
 from newsletter.config import Settings
@@ -30,6 +33,8 @@ MAX_BATCH = 500  # no limit of its own
 REQUEST_BUDGET = 8_000_000
 DEFAULT_RATE = 1000.0  # messages a second: no provider to be polite to
 IDEMPOTENT = False  # a batch written again is a second copy of each file
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
 
 
 def create(settings: Settings, options: Options) -> OutboxProvider:
@@ -45,6 +50,7 @@ class OutboxProvider:
         self.folder = folder
         self._lock = threading.Lock()
         self._count = 0
+        self._private: set[Path] = set()  # folders made (or tightened) to FOLDER_MODE
 
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
         results = []
@@ -54,11 +60,11 @@ class OutboxProvider:
             with self._lock:
                 self._count += 1
                 n = self._count
-            folder = self.folder / message.issue
+            folder = self._private_folder(self.folder / message.issue)
             safe = re.sub(r"[^A-Za-z0-9@._+-]", "_", message.recipient.email)[:80]
             path = folder / f"{stamp}-{n:06d}-{safe}.eml"
             # No fsync per message: the outbox is for trying things out, not for mail.
-            write_atomic(path, to_bytes(to_mime(message)), sync=False)
+            write_atomic(path, to_bytes(to_mime(message)), sync=False, private=True)
             lines.setdefault(folder / "index.jsonl", []).append(
                 json.dumps(
                     {
@@ -73,6 +79,27 @@ class OutboxProvider:
             )
             results.append(SendResult(message.recipient.email, Status.SENT, message.message_id))
         for path, entries in lines.items():
-            with self._lock, open(path, "a", encoding="utf-8") as index:
+            with self._lock, _private_append(path) as index:
                 index.write("\n".join(entries) + "\n")
         return results
+
+    def _private_folder(self, folder: Path) -> Path:
+        """`folder` and the outbox above it, made or tightened to FOLDER_MODE, once each."""
+        with self._lock:
+            for each in (self.folder, folder):
+                if each not in self._private:
+                    each.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+                    each.chmod(FOLDER_MODE)  # mkdir leaves an existing folder as it was
+                    self._private.add(each)
+        return folder
+
+
+def _private_append(path: Path) -> TextIO:
+    """`path` opened to append, FILE_MODE whether new or left wider by an older version."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        return os.fdopen(fd, "a", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
