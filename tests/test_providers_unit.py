@@ -15,7 +15,7 @@ from newsletter.compose.message import Message, build_message
 from newsletter.compose.personalize import Recipient
 from newsletter.compose.render import Rendered
 from newsletter.config import Settings
-from newsletter.delivery.providers import SendResult, Status, make_client
+from newsletter.delivery.providers import Options, SendResult, Status
 from newsletter.delivery.providers.mailgun import MailgunProvider
 from newsletter.delivery.providers.postmark import PostmarkProvider
 from newsletter.delivery.providers.resend import ResendProvider, idempotency_key
@@ -23,27 +23,7 @@ from newsletter.delivery.providers.sendgrid import SendGridProvider
 from newsletter.delivery.test_copies import RetryPolicy, deliver
 from newsletter.errors import ProviderAuthError
 
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class Recorder:
-    """A MockTransport handler that answers from a list and keeps every request."""
-
-    def __init__(self, *answers: httpx.Response | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-def client(handler: Handler) -> httpx.Client:
-    return make_client(5.0, httpx.MockTransport(handler))
-
+from fake_provider.recorder import Recorder, client
 
 RENDERED = Rendered(
     subject="Hello",
@@ -77,7 +57,7 @@ def test_postmark_reads_every_item(settings: Settings) -> None:
         ],
     )
     recorder = Recorder(answer)
-    provider = PostmarkProvider(client(recorder), "tok", message_stream="news")
+    provider = PostmarkProvider(Options(client(recorder), "tok"), message_stream="news")
     results = provider.send(messages(settings, "a@example.org", "b@example.org", "c@example.org"))
     assert [r.status for r in results] == [Status.SENT, Status.REJECTED, Status.RETRY]
     assert results[0].message_id == "id-1"
@@ -98,14 +78,18 @@ def test_postmark_reads_every_item(settings: Settings) -> None:
 
 def test_postmark_sandbox_uses_the_test_token(settings: Settings) -> None:
     recorder = Recorder(httpx.Response(200, json=[{"ErrorCode": 0, "MessageID": "x"}]))
-    PostmarkProvider(client(recorder), "", sandbox=True).send(messages(settings, "a@example.org"))
+    PostmarkProvider(Options(client(recorder), "", sandbox=True)).send(
+        messages(settings, "a@example.org")
+    )
     assert recorder.requests[0].headers["X-Postmark-Server-Token"] == "POSTMARK_API_TEST"
 
 
 def test_postmark_wrong_length_answer_is_unreadable(settings: Settings) -> None:
     recorder = Recorder(httpx.Response(200, json=[]))
-    (result,) = PostmarkProvider(client(recorder), "t").send(messages(settings, "a@example.org"))
-    assert result.status is Status.REJECTED and "is base_url right?" in result.reason
+    (result,) = PostmarkProvider(Options(client(recorder), "t")).send(
+        messages(settings, "a@example.org")
+    )
+    assert result.status is Status.UNCERTAIN and "is base_url right?" in result.reason
 
 
 # --- SendGrid ------------------------------------------------------------------------------
@@ -113,7 +97,7 @@ def test_postmark_wrong_length_answer_is_unreadable(settings: Settings) -> None:
 
 def test_sendgrid_one_body_with_substitutions(settings: Settings) -> None:
     recorder = Recorder(httpx.Response(202, headers={"X-Message-Id": "sg-1"}))
-    provider = SendGridProvider(client(recorder), "SG.key", base_url="https://eu.example")
+    provider = SendGridProvider(Options(client(recorder), "SG.key"), base_url="https://eu.example")
     batch = messages(settings, "a@example.org", "b@example.org")
     results = provider.send(batch)
     assert [(r.status, r.message_id) for r in results] == [(Status.SENT, "sg-1")] * 2
@@ -135,7 +119,7 @@ def test_sendgrid_one_body_with_substitutions(settings: Settings) -> None:
 def test_sendgrid_names_lose_commas(settings: Settings) -> None:
     recorder = Recorder(httpx.Response(202))
     batch = messages(settings, "a@example.org", name="Smith, Ann; Dr")
-    SendGridProvider(client(recorder), "k").send(batch)
+    SendGridProvider(Options(client(recorder), "k")).send(batch)
     to = json.loads(recorder.requests[0].content)["personalizations"][0]["to"][0]
     assert "," not in to["name"] and ";" not in to["name"]
 
@@ -143,7 +127,7 @@ def test_sendgrid_names_lose_commas(settings: Settings) -> None:
 def test_sendgrid_400_blames_one_personalization(settings: Settings) -> None:
     error = {"errors": [{"message": "Invalid", "field": "personalizations.1.to.0.email"}]}
     recorder = Recorder(httpx.Response(400, json=error))
-    results = SendGridProvider(client(recorder), "k").send(
+    results = SendGridProvider(Options(client(recorder), "k")).send(
         messages(settings, "a@example.org", "bad@example.org", "c@example.org")
     )
     assert [r.status for r in results] == [Status.RETRY, Status.REJECTED, Status.RETRY]
@@ -152,22 +136,24 @@ def test_sendgrid_400_blames_one_personalization(settings: Settings) -> None:
 
 def test_sendgrid_blames_by_field_not_by_wording(settings: Settings) -> None:
     error = {"errors": [{"message": "see personalizations.1 docs", "field": None}]}
-    results = SendGridProvider(client(Recorder(httpx.Response(400, json=error))), "k").send(
-        messages(settings, "a@example.org", "b@example.org")
-    )
+    results = SendGridProvider(
+        Options(client(Recorder(httpx.Response(400, json=error))), "k")
+    ).send(messages(settings, "a@example.org", "b@example.org"))
     assert [r.status for r in results] == [Status.REJECTED] * 2
 
 
 def test_sendgrid_sandbox_answers_200(settings: Settings) -> None:
     recorder = Recorder(httpx.Response(200))
-    provider = SendGridProvider(client(recorder), "k", sandbox=True)
+    provider = SendGridProvider(Options(client(recorder), "k", sandbox=True))
     (result,) = provider.send(messages(settings, "a@example.org"))
     assert result.status is Status.SENT
     assert json.loads(recorder.requests[0].content)["mail_settings"]["sandbox_mode"] == {
         "enable": True
     }
-    (other,) = SendGridProvider(client(recorder), "k").send(messages(settings, "a@example.org"))
-    assert other.status is Status.REJECTED  # 200 without sandbox is not SendGrid's answer
+    (other,) = SendGridProvider(Options(client(recorder), "k")).send(
+        messages(settings, "a@example.org")
+    )
+    assert other.status is Status.UNCERTAIN  # 200 without sandbox is not SendGrid's answer
 
 
 # --- Mailgun -------------------------------------------------------------------------------
@@ -186,7 +172,9 @@ def form(request: httpx.Request) -> list[tuple[str, str]]:
 
 def test_mailgun_batch_with_recipient_variables(settings: Settings) -> None:
     recorder = Recorder(httpx.Response(200, json={"id": "<mg-1@mg>", "message": "Queued."}))
-    provider = MailgunProvider(client(recorder), "mg-key", domain="mg.example.org", region="eu")
+    provider = MailgunProvider(
+        Options(client(recorder), "mg-key"), domain="mg.example.org", region="eu"
+    )
     batch = messages(settings, "a@example.org", "b@example.org")
     results = provider.send(batch)
     assert [(r.status, r.message_id) for r in results] == [(Status.SENT, "<mg-1@mg>")] * 2
@@ -215,7 +203,9 @@ def test_mailgun_refused_batch_is_resent_one_by_one(settings: Settings) -> None:
     refused = httpx.Response(400, json={"message": "to parameter is not a valid address"})
     ok = httpx.Response(200, json={"id": "<one@mg>", "message": "Queued."})
     recorder = Recorder(refused, ok, refused, ok)
-    provider = MailgunProvider(client(recorder), "k", domain="mg.example.org", sandbox=True)
+    provider = MailgunProvider(
+        Options(client(recorder), "k", sandbox=True), domain="mg.example.org"
+    )
     results = provider.send(messages(settings, "a@example.org", "b@example.org", "c@example.org"))
     assert [r.status for r in results] == [Status.SENT, Status.REJECTED, Status.SENT]
     assert len(recorder.requests) == 4
@@ -231,7 +221,7 @@ def test_resend_idempotency_key_is_stable_per_batch(settings: Settings) -> None:
         httpx.ReadTimeout("slow"),
         httpx.Response(200, json={"data": [{"id": "r-1"}, {"id": "r-2"}]}),
     )
-    provider = ResendProvider(client(recorder), "re_k", idempotency_scope="issue-x")
+    provider = ResendProvider(Options(client(recorder), "re_k", idempotency_scope="issue-x"))
     batch = messages(settings, "a@example.org", "b@example.org")
     results = deliver(provider, batch, RetryPolicy(base_delay=0), sleep=lambda s: None)
     assert [r.message_id for r in results] == ["r-1", "r-2"]
@@ -245,7 +235,7 @@ def test_resend_idempotency_key_is_stable_per_batch(settings: Settings) -> None:
 def test_resend_permissive_errors_by_index(settings: Settings) -> None:
     answer = {"data": [{"id": "r-1"}, {"id": "r-3"}], "errors": [{"index": 1, "message": "bad"}]}
     recorder = Recorder(httpx.Response(200, json=answer))
-    results = ResendProvider(client(recorder), "re_k").send(
+    results = ResendProvider(Options(client(recorder), "re_k")).send(
         messages(settings, "a@example.org", "b@example.org", "c@example.org")
     )
     assert [(r.status, r.message_id) for r in results] == [
@@ -258,12 +248,14 @@ def test_resend_permissive_errors_by_index(settings: Settings) -> None:
 def test_resend_concurrent_idempotent_request_is_retried(settings: Settings) -> None:
     busy = {"statusCode": 409, "message": "in progress", "name": "concurrent_idempotent_requests"}
     recorder = Recorder(httpx.Response(409, json=busy))
-    (result,) = ResendProvider(client(recorder), "re_k").send(messages(settings, "a@example.org"))
-    assert result.status is Status.RETRY
-    other = {**busy, "name": "invalid_idempotent_request", "message": busy["name"]}
-    (result,) = ResendProvider(client(Recorder(httpx.Response(409, json=other))), "re_k").send(
+    (result,) = ResendProvider(Options(client(recorder), "re_k")).send(
         messages(settings, "a@example.org")
     )
+    assert result.status is Status.RETRY
+    other = {**busy, "name": "invalid_idempotent_request", "message": busy["name"]}
+    (result,) = ResendProvider(
+        Options(client(Recorder(httpx.Response(409, json=other))), "re_k")
+    ).send(messages(settings, "a@example.org"))
     assert result.status is Status.REJECTED  # decided by the error's name, not its wording
 
 
@@ -291,22 +283,24 @@ def test_auth_failure_names_variable_and_hides_key(settings: Settings) -> None:
     key = "SG.very-secret-value"
     echo = httpx.Response(401, json={"errors": [{"message": f"bad key {key}"}]})
     with pytest.raises(ProviderAuthError) as info:
-        SendGridProvider(client(Recorder(echo)), key).send(messages(settings, "a@example.org"))
+        SendGridProvider(Options(client(Recorder(echo)), key)).send(
+            messages(settings, "a@example.org")
+        )
     text = str(info.value)
     assert "SENDGRID_API_KEY" in text and key not in text and "[redacted]" in text
     mailgun_echo = httpx.Response(
         403, text="denied " + base64.b64encode(b"api:mg-secret-key").decode()
     )
     with pytest.raises(ProviderAuthError) as info:
-        MailgunProvider(client(Recorder(mailgun_echo)), "mg-secret-key", domain="d.org").send(
-            messages(settings, "a@example.org")
-        )
+        MailgunProvider(
+            Options(client(Recorder(mailgun_echo)), "mg-secret-key"), domain="d.org"
+        ).send(messages(settings, "a@example.org"))
     assert "mg-secret-key" not in str(info.value) and "YXBp" not in str(info.value)
 
 
 def answer_one(settings: Settings, answer: httpx.Response | Exception) -> SendResult:
     """What the Postmark adapter makes of `answer` to a one-message batch."""
-    (result,) = PostmarkProvider(client(Recorder(answer)), "t").send(
+    (result,) = PostmarkProvider(Options(client(Recorder(answer)), "t")).send(
         messages(settings, "a@example.org")
     )
     return result
@@ -421,6 +415,6 @@ def test_spliced_bodies_equal_plain_encoding(settings: Settings, name: str) -> N
     ]
     # What the Postmark adapter puts on the wire, spliced from the issue's escaped parts.
     recorder = Recorder(httpx.Response(200, json=[{"ErrorCode": 0, "MessageID": "x"}] * 3))
-    PostmarkProvider(client(recorder), "t", message_stream="broadcast").send(batch)
+    PostmarkProvider(Options(client(recorder), "t"), message_stream="broadcast").send(batch)
     spliced = recorder.requests[0].read()
     assert spliced == orjson.dumps(build_request(batch, "broadcast"))

@@ -1,9 +1,13 @@
 """The fake's HTTP server: one real server on 127.0.0.1 in a thread, routing each request
 to the provider module whose endpoint it is, and playing the faults a test queued.
 
-Faults make the next requests answer 429 with Retry-After, 500, slowly, with HTML, or
-drop the connection mid-answer ("ok" takes a turn and changes nothing), so that the
-adapters and the engine meet them over a real socket.
+Faults make the next requests answer 429 with Retry-After, 500, slowly, with HTML, drop
+the connection mid-answer, process the request and then answer an unreadable 200
+("garbled"), or answer a body of `huge_size` bytes made as it is sent ("huge", "huge-500");
+"ok" takes a turn and changes nothing. So the adapters and the engine meet them over a
+real socket. With `echo` set, every answer quotes the request back: its headers (as JSON
+and URL-encoded), its body and `echo_extra`, in the body, in each per-item message and in
+response headers, the way a careless proxy or provider might.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
@@ -42,6 +47,10 @@ class FakeProvider:
         self.slow_seconds = 2.0
         self.delay = 0.0  # seconds every request waits before it is handled
         self.retry_after = "1"
+        self.echo = False  # answers quote the request back (see the module docstring)
+        self.echo_extra = ""  # and this text, standing in for whatever a provider says
+        self.huge_size = 200 * 1024 * 1024  # bytes of a "huge" answer
+        self.huge_sent = 0  # bytes of the last "huge" answer the socket took
         self.lock = threading.Lock()
         self.server = _Server(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
@@ -73,6 +82,10 @@ class FakeProvider:
             self.delay = 0.0
             self.retry_after = "1"
             self.slow_seconds = 2.0
+            self.echo = False
+            self.echo_extra = ""
+            self.huge_size = 200 * 1024 * 1024
+            self.huge_sent = 0
 
     def next_fault(self) -> str | None:
         with self.lock:
@@ -126,9 +139,40 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 if endpoint is None:
                     raise Refusal(404, {"message": f"no such endpoint {self.path}"})
                 status, answer, extra = endpoint.handle(fake, self.path, headers, body)
+                if fault == "garbled":  # processed, but the answer cannot be read
+                    status, answer = 200, "<html><body>Welcome to our proxy</body></html>"
             except Refusal as refusal:
                 status, answer, extra = refusal.status, refusal.body, refusal.headers
+            if fake.echo:
+                quoted = _quote(headers, body, fake.echo_extra)
+                answer, extra = _echoed(answer, quoted), {**extra, **_echo_headers(headers)}
+                if fake.echo_extra:
+                    extra["X-Echo-Extra"] = fake.echo_extra
+            if fault in ("huge", "huge-500"):
+                self._huge(seen, 200 if fault == "huge" else 500)
+                return
             self._answer(seen, fault, status, answer, extra)
+
+        def _huge(self, seen: Seen, status: int) -> None:
+            """A JSON-looking answer of huge_size bytes, made as it is sent; counts what
+            the socket took before the client hung up."""
+            size, chunk = fake.huge_size, b'{"pad": "' + b"x" * (64 * 1024 - 9)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            seen.status = status
+            sent = 0
+            try:
+                while sent < size:
+                    piece = chunk[: size - sent]
+                    self.wfile.write(piece)
+                    sent += len(piece)
+            except OSError:
+                pass  # the client stopped reading and closed: what the test wants
+            finally:
+                fake.huge_sent = sent
+                self.close_connection = True
 
         def _answer(
             self, seen: Seen, fault: str | None, status: int, answer: Any, extra: dict[str, str]
@@ -159,6 +203,42 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(payload)
 
     return Handler
+
+
+def _quote(headers: dict[str, str], body: bytes, extra: str) -> str:
+    """The request as a careless answer would quote it back, credentials first (so that
+    they fall within the excerpt a message quotes)."""
+    credentials = " ".join(f"{k}: {v}" for k, v in _echo_headers(headers).items())
+    return (
+        f" [echo: {credentials} {extra} headers={json.dumps(headers)} "
+        f"form={urllib.parse.urlencode(headers)} body={body[:4000].decode('utf-8', 'replace')}]"
+    )
+
+
+def _echoed(answer: Any, quoted: str) -> Any:
+    """`answer` with the quote in its body and in every message it holds."""
+    if isinstance(answer, bytes):
+        return answer + quoted.encode()
+    if isinstance(answer, str):
+        return answer + quoted
+    if isinstance(answer, list):
+        return [_echoed(item, quoted) for item in answer]
+    if isinstance(answer, dict):
+        said = {k: v + quoted if k in ("Message", "message") and isinstance(v, str) else v
+                for k, v in answer.items()}  # fmt: skip
+        if isinstance(said.get("errors"), list):
+            said["errors"] = [_echoed(e, quoted) for e in said["errors"]]
+        return {**said, "echo": quoted}
+    return answer
+
+
+def _echo_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The request's credentials, back in response headers (which httpcore logs)."""
+    return {
+        f"X-Echo-{name}": value
+        for name, value in headers.items()
+        if name in ("authorization", "x-postmark-server-token") and value.isascii()
+    }
 
 
 def running() -> Iterator[FakeProvider]:

@@ -24,6 +24,7 @@ import httpx
 from newsletter.config import ProviderSettings, Settings
 from newsletter.delivery.providers import mailgun, outbox, postmark, resend, sendgrid
 from newsletter.delivery.providers._http import make_client
+from newsletter.delivery.providers._secrets import unsendable
 from newsletter.delivery.providers.base import Options, Provider, SendResult, Status
 from newsletter.errors import ConfigError
 
@@ -89,20 +90,43 @@ def provider_info(name: str) -> ProviderInfo:
         raise ConfigError(f"unknown provider '{name}' (known: {known})") from None
 
 
+# Environment variables holding secrets besides the provider keys (delivery.tokens reads
+# the signing secret; providers/ may not import it, see tests/test_layers.py).
+API_KEY_VARIABLE = "NEWSLETTER_API_KEY"
+SECRET_VARIABLES = ("NEWSLETTER_SECRET_KEY",)
+
+
 def api_key(name: str, environ: Mapping[str, str], sandbox: bool = False) -> str:
-    """NEWSLETTER_API_KEY, else the provider's own variable; never from a file."""
+    """NEWSLETTER_API_KEY, else the provider's own variable; never from a file.
+
+    A key must be able to travel in a header: one with a line break, a control or a
+    non-ASCII character is refused here, naming its variable, before any request.
+    """
     info = provider_info(name)
     if not info.key_variable:
         return ""
-    key = environ.get("NEWSLETTER_API_KEY") or environ.get(info.key_variable) or ""
-    if not key.strip():
+    variable = API_KEY_VARIABLE if environ.get(API_KEY_VARIABLE) else info.key_variable
+    key = (environ.get(variable) or "").strip()
+    if not key:
         if sandbox and name == "postmark":
             return ""  # the test token needs no key of ours
         raise ConfigError(
-            f"no API key for {name}: set {info.key_variable} or NEWSLETTER_API_KEY "
+            f"no API key for {name}: set {info.key_variable} or {API_KEY_VARIABLE} "
             "in the environment"
         )
-    return key.strip()
+    wrong = unsendable(key)
+    if wrong:
+        raise ConfigError(
+            f"{variable} holds {wrong}, which no API key has: copy the key again, "
+            "without quotes or line breaks"
+        )
+    return key
+
+
+def secrets_in(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Every secret value the environment holds: API keys, the signing secret."""
+    names = (API_KEY_VARIABLE, *SECRET_VARIABLES, *(i.key_variable for i in PROVIDERS.values()))
+    return tuple(environ[n] for n in dict.fromkeys(names) if n and environ.get(n))
 
 
 def make_provider(
@@ -120,4 +144,5 @@ def make_provider(
         # [provider] base_url and the like belong to the configured provider, not this one.
         settings = replace(settings, provider=ProviderSettings(name=chosen))
     key = api_key(chosen, environ, sandbox)
-    return info.create(settings, Options(client, key, sandbox, idempotency_scope))
+    options = Options(client, key, sandbox, idempotency_scope, secrets=secrets_in(environ))
+    return info.create(settings, options)

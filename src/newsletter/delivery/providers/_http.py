@@ -16,7 +16,7 @@ import ipaddress
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,7 +26,7 @@ import httpx
 from newsletter import __version__
 from newsletter.compose.message import Message
 from newsletter.delivery.providers._secrets import Secrets
-from newsletter.delivery.providers.base import SendResult, Status, same_result
+from newsletter.delivery.providers.base import Options, SendResult, Status, same_result
 from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
 
 USER_AGENT = f"newsletter/{__version__} python-httpx/{httpx.__version__}"
@@ -95,8 +95,8 @@ class Answer:
         kind = headers.get("content-type", "no content type").split(";")[0]
         text = secrets.redact(data.decode(_encoding(response), errors="replace"))
         said = " ".join(text[: EXCERPT * 4].split())[:EXCERPT] or "(empty body)"
-        body = None if cut else _parse(response.status_code, headers, data)
-        return cls(response.status_code, _scrub(body, secrets), f"{kind}: {said}", headers, cut)
+        body = None if cut else _parse(response.status_code, headers, data, secrets)
+        return cls(response.status_code, body, f"{kind}: {said}", headers, cut)
 
 
 @dataclass(frozen=True)
@@ -124,89 +124,101 @@ class Endpoint:
 
     @classmethod
     def at(
-        cls,
-        client: httpx.Client,
-        base_url: str,
-        path: str,
-        *,
-        provider: str,
-        key_hint: str,
-        secrets: Sequence[str],
+        cls, options: Options, base_url: str, path: str, *, provider: str, key_hint: str
     ) -> Endpoint:
-        """The endpoint at base_url + path; refuses a base_url that would leak the key."""
+        """base_url + path, through the options' client; refuses a base_url that would
+        carry the key in clear text, and keeps every secret the options know out of text."""
         check_base_url(base_url)
-        return cls(client, base_url.rstrip("/") + path, provider, key_hint, Secrets(*secrets))
+        secrets = Secrets(options.key, *options.secrets)
+        return cls(options.client, base_url.rstrip("/") + path, provider, key_hint, secrets)
 
     def post(self, batch: Sequence[Message], **request: Any) -> Reply:
-        return exchange(
-            self.client,
-            "POST",
-            self.url,
-            batch,
-            provider=self.provider,
-            key_hint=self.key_hint,
-            secrets=self.secrets,
-            **request,
-        )
+        """Send one request and classify what came back.
 
+        429, 5xx, 408 and connections that never opened: retry (honouring Retry-After).
+        Timeouts, connections broken after the request went out, and a 2xx that broke off
+        or ran past ANSWER_CAP: uncertain, as the provider may have accepted the batch.
+        401/403: the key is wrong; that stops the whole run (ProviderAuthError).
+        Other 4xx: rejected, with the provider's own words.
+        """
+        provider, secrets = self.provider, self.secrets
+        body = request.get("content")
+        if isinstance(body, bytes) and len(body) > CHUNK:
+            # httpcore sends a body by slicing off what the socket took, copying the rest
+            # each time: a 30 MB batch became ~100 MB of copies. Views copy nothing.
+            view = memoryview(body)
+            request["content"] = (view[i : i + CHUNK] for i in range(0, len(body), CHUNK))
+            request["headers"] = {**request.get("headers", {}), "Content-Length": str(len(body))}
+        try:
+            with self.client.stream("POST", self.url, **request) as response:
+                data, cut, broke = _read_capped(response)
+        except (UnicodeError, httpx.LocalProtocolError) as exc:
+            # A header HTTP cannot carry (api_key refuses such keys; an adapter made
+            # directly may not): nothing went out. Not chained: the cause quotes the
+            # header, key and all.
+            raise ProviderError(
+                f"could not make a request {provider} can read: a header holds a character "
+                f"HTTP cannot carry ({type(exc).__name__}); {self.key_hint}",
+                provider=provider,
+            ) from None
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # The request never reached the provider: safe to send again.
+            said = secrets.redact(f"could not connect to {provider}: {exc or type(exc).__name__}")
+            return self._verdict(batch, Status.RETRY, said)
+        except httpx.TimeoutException as exc:
+            said = f"{provider} did not answer in time ({type(exc).__name__}); it may have sent"
+            return self._verdict(batch, Status.UNCERTAIN, said)
+        except httpx.TransportError as exc:
+            said = secrets.redact(
+                f"the connection to {provider} broke before its answer "
+                f"({exc or type(exc).__name__}); it may have sent"
+            )
+            return self._verdict(batch, Status.UNCERTAIN, said)
+        # A read httpx.Response and its stream refer to each other, so the request (and its
+        # body, megabytes for a batch) waits for the cycle collector; swapping the finished
+        # stream for a plain one lets reference counting free them as soon as we are done.
+        response.stream = httpx.ByteStream(b"")
+        answer = Answer.read(response, data, cut or broke is not None, secrets)
+        return self._classify(answer, broke, batch)
 
-def exchange(
-    client: httpx.Client,
-    method: str,
-    url: str,
-    batch: Sequence[Message],
-    *,
-    provider: str,
-    key_hint: str,
-    secrets: Secrets,
-    **kwargs: Any,
-) -> Reply:
-    """Make one request and classify what came back.
+    def _verdict(
+        self,
+        batch: Sequence[Message],
+        status: Status,
+        reason: str,
+        answer: Answer | None = None,
+        wait: float | None = None,
+    ) -> Reply:
+        """One verdict for the whole batch."""
+        results = same_result(batch, status, reason, wait)
+        return Reply(self.provider, answer, results, self.secrets)
 
-    429, 5xx, 408 and connections that never opened: retry (honouring Retry-After).
-    Timeouts, connections broken after the request went out, and a 2xx that broke off or
-    ran past ANSWER_CAP: uncertain, as the provider may have accepted the batch.
-    401/403: the key is wrong; that stops the whole run (ProviderAuthError).
-    Other 4xx: rejected, with the provider's own words.
-    """
-    body = kwargs.get("content")
-    if isinstance(body, bytes) and len(body) > CHUNK:
-        # httpcore sends a body by slicing off what the socket took, copying the rest each
-        # time: a 30 MB batch became ~100 MB of copies. Views of the body copy nothing.
-        view = memoryview(body)
-        kwargs["content"] = (view[i : i + CHUNK] for i in range(0, len(body), CHUNK))
-        kwargs["headers"] = {**kwargs.get("headers", {}), "Content-Length": str(len(body))}
-    broke: Exception | None = None
-    try:
-        with client.stream(method, url, **kwargs) as response:
-            data, cut, broke = _read_capped(response)
-    except (UnicodeError, httpx.LocalProtocolError) as exc:
-        # A header HTTP cannot carry (api_key refuses such keys; an adapter made directly
-        # may not): nothing went out. Not chained: the cause quotes the header, key and all.
-        raise ProviderError(
-            f"could not make a request {provider} can read: a header holds a character "
-            f"HTTP cannot carry ({type(exc).__name__}); {key_hint}",
-            provider=provider,
-        ) from None
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        # The request never reached the provider: safe to send again.
-        reason = secrets.redact(f"could not connect to {provider}: {exc or type(exc).__name__}")
-        return Reply(provider, None, same_result(batch, Status.RETRY, reason), secrets)
-    except httpx.TimeoutException as exc:
-        reason = f"{provider} did not answer in time ({type(exc).__name__}); it may have sent"
-        return Reply(provider, None, same_result(batch, Status.UNCERTAIN, reason), secrets)
-    except httpx.TransportError as exc:
-        reason = secrets.redact(
-            f"the connection to {provider} broke before its answer ({exc or type(exc).__name__});"
-            " it may have sent"
-        )
-        return Reply(provider, None, same_result(batch, Status.UNCERTAIN, reason), secrets)
-    # A read httpx.Response and its stream refer to each other, so the request (and its
-    # body, megabytes for a batch) waits for the cycle collector; swapping the finished
-    # stream for a plain one lets reference counting free them as soon as we are done.
-    response.stream = httpx.ByteStream(b"")
-    answer = Answer.read(response, data, cut or broke is not None, secrets)
-    return _verdict(answer, broke, batch, provider, key_hint, secrets)
+    def _classify(self, answer: Answer, broke: Exception | None, batch: Sequence[Message]) -> Reply:
+        provider, status = self.provider, answer.status
+        if 200 <= status < 300:
+            if not answer.cut:
+                return Reply(provider, answer, secrets=self.secrets)
+            # The provider said yes to something; what, we cannot read: it may have sent.
+            how = (
+                self.secrets.redact(f"its answer broke off ({broke or type(broke).__name__})")
+                if broke is not None
+                else f"an answer longer than {ANSWER_CAP // 1024} KiB"
+            )
+            said = f"{provider} answered HTTP {status} with {how}; it may have sent: "
+            return self._verdict(batch, Status.UNCERTAIN, said + answer.excerpt, answer)
+        said = self.secrets.redact(error_text(answer))
+        if status in (401, 403):
+            raise ProviderAuthError(
+                f"{provider} rejected the API key (HTTP {status}: {said}); {self.key_hint}",
+                provider=provider,
+                status=status,
+                body=said,
+            )
+        if status in (408, 429) or status >= 500:
+            wait = retry_after(answer.headers)
+            reason = f"{provider} answered HTTP {status}: {said}"
+            return self._verdict(batch, Status.RETRY, reason, answer, wait)
+        return self._verdict(batch, Status.REJECTED, f"{provider}: HTTP {status}: {said}", answer)
 
 
 def _read_capped(response: httpx.Response) -> tuple[bytes, bool, Exception | None]:
@@ -224,55 +236,19 @@ def _read_capped(response: httpx.Response) -> tuple[bytes, bool, Exception | Non
     return b"".join(chunks), False, None
 
 
-def _verdict(
-    answer: Answer,
-    broke: Exception | None,
-    batch: Sequence[Message],
-    provider: str,
-    key_hint: str,
-    secrets: Secrets,
-) -> Reply:
-    status = answer.status
-    if 200 <= status < 300:
-        if not answer.cut:
-            return Reply(provider, answer, secrets=secrets)
-        # The provider said yes to something; what, we cannot read: it may have sent.
-        how = (
-            secrets.redact(f"its answer broke off ({broke or type(broke).__name__})")
-            if broke is not None
-            else f"an answer longer than {ANSWER_CAP // 1024} KiB"
-        )
-        reason = f"{provider} answered HTTP {status} with {how}; it may have sent: {answer.excerpt}"
-        return Reply(provider, answer, same_result(batch, Status.UNCERTAIN, reason), secrets)
-    said = secrets.redact(error_text(answer))
-    if status in (401, 403):
-        raise ProviderAuthError(
-            f"{provider} rejected the API key (HTTP {status}: {said}); {key_hint}",
-            provider=provider,
-            status=status,
-            body=said,
-        )
-    if status in (408, 429) or status >= 500:
-        reason = f"{provider} answered HTTP {status}: {said}"
-        wait = retry_after(answer.headers)
-        return Reply(provider, answer, same_result(batch, Status.RETRY, reason, wait), secrets)
-    reason = f"{provider}: HTTP {status}: {said}"
-    return Reply(provider, answer, same_result(batch, Status.REJECTED, reason), secrets)
-
-
 def finish(
     reply: Reply, batch: Sequence[Message], read: Callable[[Answer], list[SendResult] | None]
 ) -> list[SendResult]:
     """How every adapter ends, so that none of them can forget a case.
 
-    The verdict `exchange` reached for the whole batch, else what `read` makes of the 2xx
+    The verdict `Endpoint.post` reached for the whole batch, else what `read` makes of the 2xx
     answer, else "unreadable" when `read` does not recognise it (returns None). Secrets
     are taken out once more, whatever the adapter quoted.
     """
     if reply.results is not None:
         results = reply.results
     else:
-        assert reply.answer is not None  # exchange gives a verdict whenever no answer came
+        assert reply.answer is not None  # post gives a verdict whenever no answer came
         read_results = read(reply.answer)
         results = (
             unreadable(reply.provider, reply.answer, batch)
@@ -317,8 +293,9 @@ def _encoding(response: httpx.Response) -> str:
         return "utf-8"
 
 
-def _parse(status: int, headers: httpx.Headers, data: bytes) -> Any:
-    """The JSON document, whatever the content type says, or None when it is not JSON.
+def _parse(status: int, headers: httpx.Headers, data: bytes, secrets: Secrets) -> Any:
+    """The JSON document, secrets taken out, whatever the content type says, or None when
+    it is not JSON (or nested too deep to walk).
 
     Error answers are read whatever they are labelled (some proxies and providers call
     JSON text/plain); a 2xx must be labelled JSON, as each provider documents.
@@ -326,7 +303,7 @@ def _parse(status: int, headers: httpx.Headers, data: bytes) -> Any:
     if 200 <= status < 300 and "json" not in headers.get("content-type", ""):
         return None
     try:
-        return json.loads(data)
+        return _scrub(json.loads(data), secrets)
     except (ValueError, RecursionError):
         return None
 
@@ -361,32 +338,22 @@ def retry_after(headers: httpx.Headers) -> float | None:
     """
     value = headers.get("retry-after")
     if value:
-        seconds = _seconds(value)
-        if seconds is not None or _number_like(value):
-            return seconds
+        try:
+            return _finite(float(value))
+        except ValueError:
+            pass  # not a number: an HTTP date, or nothing usable
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, OverflowError, IndexError):
             return None
         return _finite(when.timestamp() - time.time())
     reset = headers.get("ratelimit-reset")  # Resend: seconds until reset
-    if reset and reset.replace(".", "", 1).isdigit():
-        return _seconds(reset)
+    if reset and reset.isascii() and reset.replace(".", "", 1).isdigit():
+        return _finite(float(reset))
     reset = headers.get("x-ratelimit-reset")  # SendGrid: a Unix time
-    if reset and reset.isdigit() and len(reset) < 20:
-        return _finite(int(reset) - time.time())
+    if reset and reset.isascii() and reset.isdigit():
+        return _finite(float(reset) - time.time())
     return None
-
-
-def _number_like(text: str) -> bool:
-    return text.strip()[:1] in tuple("+-.0123456789") or text.strip().lower() in ("nan", "inf")
-
-
-def _seconds(text: str) -> float | None:
-    try:
-        return _finite(float(text))
-    except (ValueError, OverflowError):
-        return None
 
 
 def _finite(seconds: float) -> float | None:

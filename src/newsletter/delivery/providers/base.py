@@ -48,12 +48,17 @@ class Provider(Protocol):
 
 @dataclass(frozen=True)
 class Options:
-    """What a provider factory gets besides the settings."""
+    """What a provider factory gets besides the settings.
+
+    `secrets` are every secret value in the environment (the key among them, the signing
+    secret, other providers' keys): the provider takes them out of all it reports.
+    """
 
     client: httpx.Client
     key: str
-    sandbox: bool
-    idempotency_scope: str
+    sandbox: bool = False
+    idempotency_scope: str = "newsletter"
+    secrets: tuple[str, ...] = ()
 
 
 def same_result(

@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-import httpx
-
 from newsletter.compose.message import Message
 from newsletter.config import Settings
-from newsletter.delivery.providers._http import Secrets, exchange, finish
+from newsletter.delivery.providers._http import Endpoint, finish
 from newsletter.delivery.providers._merge import merge_values, shared_body
 from newsletter.delivery.providers.base import Options, SendResult, Status
 from newsletter.errors import ConfigError
@@ -90,14 +88,7 @@ def create(settings: Settings, options: Options) -> MailgunProvider:
             "Mailgun needs the sending domain: set [provider] domain in newsletter.toml "
             "or NEWSLETTER_PROVIDER_DOMAIN"
         )
-    return MailgunProvider(
-        options.client,
-        options.key,
-        domain=p.domain,
-        region=p.region,
-        base_url=p.base_url,
-        sandbox=options.sandbox,
-    )
+    return MailgunProvider(options, domain=p.domain, region=p.region, base_url=p.base_url)
 
 
 class MailgunProvider:
@@ -106,21 +97,13 @@ class MailgunProvider:
     idempotent = IDEMPOTENT
 
     def __init__(
-        self,
-        client: httpx.Client,
-        key: str,
-        *,
-        domain: str,
-        region: str = "us",
-        base_url: str = "",
-        sandbox: bool = False,
+        self, options: Options, *, domain: str, region: str = "us", base_url: str = ""
     ) -> None:
-        self.client = client
-        self.key = key
-        base = (base_url or BASE_URLS[region]).rstrip("/")
-        self.url = f"{base}/v3/{domain}/messages"
-        self.sandbox = sandbox
-        self.secrets = Secrets(key)
+        base = base_url or BASE_URLS[region]
+        self.endpoint = Endpoint.at(
+            options, base, f"/v3/{domain}/messages", provider="Mailgun", key_hint=KEY_HINT
+        )
+        self.options = options
 
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
         if shared_body(batch, tag) is None and len(batch) > 1:
@@ -136,15 +119,6 @@ class MailgunProvider:
         return [result for m in batch for result in self._post([m])]
 
     def _post(self, batch: Sequence[Message]) -> list[SendResult]:
-        reply = exchange(
-            self.client,
-            "POST",
-            self.url,
-            batch,
-            provider="Mailgun",
-            key_hint=KEY_HINT,
-            secrets=self.secrets,
-            files=build_request(batch, sandbox=self.sandbox),
-            auth=("api", self.key),
-        )
+        fields = build_request(batch, sandbox=self.options.sandbox)
+        reply = self.endpoint.post(batch, files=fields, auth=("api", self.options.key))
         return finish(reply, batch, lambda answer: parse_response(batch, answer.body))

@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from newsletter.compose.message import Message
 from newsletter.config import Settings
-from newsletter.delivery.providers._http import Secrets, exchange, finish
+from newsletter.delivery.providers._http import Endpoint, finish
 from newsletter.delivery.providers._splice import Splicer
 from newsletter.delivery.providers.base import Options, SendResult, Status
 
@@ -79,13 +77,8 @@ def parse_response(batch: Sequence[Message], body: Any) -> list[SendResult] | No
 
 
 def create(settings: Settings, options: Options) -> PostmarkProvider:
-    return PostmarkProvider(
-        options.client,
-        options.key,
-        base_url=settings.provider.base_url,
-        message_stream=settings.provider.message_stream,
-        sandbox=options.sandbox,
-    )
+    p = settings.provider
+    return PostmarkProvider(options, base_url=p.base_url, message_stream=p.message_stream)
 
 
 class PostmarkProvider:
@@ -94,30 +87,18 @@ class PostmarkProvider:
     idempotent = IDEMPOTENT
 
     def __init__(
-        self,
-        client: httpx.Client,
-        token: str,
-        *,
-        base_url: str = "",
-        message_stream: str = "broadcast",
-        sandbox: bool = False,
+        self, options: Options, *, base_url: str = "", message_stream: str = "broadcast"
     ) -> None:
-        self.client = client
-        self.token = TEST_TOKEN if sandbox else token
-        self.url = (base_url or BASE_URL).rstrip("/") + "/email/batch"
+        self.endpoint = Endpoint.at(
+            options, base_url or BASE_URL, "/email/batch", provider="Postmark", key_hint=KEY_HINT
+        )
+        self.token = TEST_TOKEN if options.sandbox else options.key
         self.message_stream = message_stream
-        self.secrets = Secrets(token)
         self.splicer = Splicer()
 
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
-        reply = exchange(
-            self.client,
-            "POST",
-            self.url,
+        reply = self.endpoint.post(
             batch,
-            provider="Postmark",
-            key_hint=KEY_HINT,
-            secrets=self.secrets,
             content=self.splicer.encode(
                 batch,
                 lambda m, n: build_item(m, self.message_stream, bodies=False),

@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from typing import Any
-
-import httpx
+from urllib.parse import quote
 
 from newsletter.compose.message import Message
 from newsletter.config import Settings
-from newsletter.delivery.providers._http import Reply, Secrets, exchange, finish
+from newsletter.delivery.providers._http import Endpoint, Reply, finish
 from newsletter.delivery.providers._splice import Splicer
 from newsletter.delivery.providers.base import Options, SendResult, Status
 
@@ -43,9 +42,16 @@ IN_FLIGHT_WAIT = 1.0
 
 
 def idempotency_key(scope: str, batch: Sequence[Message]) -> str:
-    """The same batch of the same send gets the same key, however often it is retried."""
+    """The same batch of the same send gets the same key, however often it is retried.
+
+    A header carries printable ASCII only: anything else in the scope (an issue folder
+    named in another alphabet) is percent-encoded, so the usual keys stay as they were.
+    """
     digest = hashlib.sha256("\n".join(m.message_id for m in batch).encode()).hexdigest()
-    return f"{scope[:150]}/{digest[:64]}"
+    return f"{quote(scope, safe=_PRINTABLE)[:150]}/{digest[:64]}"
+
+
+_PRINTABLE = "".join(map(chr, range(0x20, 0x7F)))
 
 
 def build_item(m: Message, n: int, sandbox: bool, bodies: bool = True) -> dict[str, Any]:
@@ -109,13 +115,7 @@ def in_flight(reply: Reply) -> list[SendResult] | None:
 
 
 def create(settings: Settings, options: Options) -> ResendProvider:
-    return ResendProvider(
-        options.client,
-        options.key,
-        base_url=settings.provider.base_url,
-        sandbox=options.sandbox,
-        idempotency_scope=options.idempotency_scope,
-    )
+    return ResendProvider(options, base_url=settings.provider.base_url)
 
 
 class ResendProvider:
@@ -123,42 +123,26 @@ class ResendProvider:
     max_batch = MAX_BATCH
     idempotent = IDEMPOTENT
 
-    def __init__(
-        self,
-        client: httpx.Client,
-        key: str,
-        *,
-        base_url: str = "",
-        sandbox: bool = False,
-        idempotency_scope: str = "newsletter",
-    ) -> None:
-        self.client = client
-        self.key = key
-        self.url = (base_url or BASE_URL).rstrip("/") + "/emails/batch"
-        self.sandbox = sandbox
-        self.scope = idempotency_scope
-        self.secrets = Secrets(key)
+    def __init__(self, options: Options, *, base_url: str = "") -> None:
+        self.endpoint = Endpoint.at(
+            options, base_url or BASE_URL, "/emails/batch", provider="Resend", key_hint=KEY_HINT
+        )
+        self.options = options
         self.splicer = Splicer()
 
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
-        reply = exchange(
-            self.client,
-            "POST",
-            self.url,
+        reply = self.endpoint.post(
             batch,
-            provider="Resend",
-            key_hint=KEY_HINT,
-            secrets=self.secrets,
             content=self.splicer.encode(
                 batch,
-                lambda m, n: build_item(m, n, self.sandbox, bodies=False),
+                lambda m, n: build_item(m, n, self.options.sandbox, bodies=False),
                 "html",
                 "text",
             ),
             headers={
-                "Authorization": f"Bearer {self.key}",
+                "Authorization": f"Bearer {self.options.key}",
                 "Content-Type": "application/json",
-                "Idempotency-Key": idempotency_key(self.scope, batch),
+                "Idempotency-Key": idempotency_key(self.options.idempotency_scope, batch),
                 "x-batch-validation": "permissive",
             },
         )

@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from email.utils import parseaddr
 from typing import Any
 
-import httpx
 import orjson
 
 from newsletter.compose.message import Message
 from newsletter.config import Settings
-from newsletter.delivery.providers._http import Answer, Reply, Secrets, exchange, finish
+from newsletter.delivery.providers._http import Answer, Endpoint, Reply, finish
 from newsletter.delivery.providers._merge import merge_values, shared_body
 from newsletter.delivery.providers.base import Options, SendResult, Status
 
@@ -127,9 +126,7 @@ def blame(batch: Sequence[Message], reply: Reply) -> list[SendResult] | None:
 
 
 def create(settings: Settings, options: Options) -> SendGridProvider:
-    return SendGridProvider(
-        options.client, options.key, base_url=settings.provider.base_url, sandbox=options.sandbox
-    )
+    return SendGridProvider(options, base_url=settings.provider.base_url)
 
 
 class SendGridProvider:
@@ -137,14 +134,11 @@ class SendGridProvider:
     max_batch = MAX_BATCH
     idempotent = IDEMPOTENT
 
-    def __init__(
-        self, client: httpx.Client, key: str, *, base_url: str = "", sandbox: bool = False
-    ) -> None:
-        self.client = client
-        self.key = key
-        self.url = (base_url or BASE_URL).rstrip("/") + "/v3/mail/send"
-        self.sandbox = sandbox
-        self.secrets = Secrets(key)
+    def __init__(self, options: Options, *, base_url: str = "") -> None:
+        self.endpoint = Endpoint.at(
+            options, base_url or BASE_URL, "/v3/mail/send", provider="SendGrid", key_hint=KEY_HINT
+        )
+        self.options = options
 
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
         if shared_body(batch, tag) is None and len(batch) > 1:
@@ -152,19 +146,18 @@ class SendGridProvider:
         return self._post(batch, merged=True)
 
     def _post(self, batch: Sequence[Message], merged: bool) -> list[SendResult]:
-        body, _, _ = build_request(batch, sandbox=self.sandbox, merged=merged)
-        reply = exchange(
-            self.client,
-            "POST",
-            self.url,
+        body, _, _ = build_request(batch, sandbox=self.options.sandbox, merged=merged)
+        reply = self.endpoint.post(
             batch,
-            provider="SendGrid",
-            key_hint=KEY_HINT,
-            secrets=self.secrets,
             content=orjson.dumps(body),
-            headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"Bearer {self.options.key}",
+                "Content-Type": "application/json",
+            },
         )
         partly = blame(batch, reply)
         if partly is not None:
             return partly
-        return finish(reply, batch, lambda answer: parse_response(batch, answer, self.sandbox))
+        return finish(
+            reply, batch, lambda answer: parse_response(batch, answer, self.options.sandbox)
+        )
