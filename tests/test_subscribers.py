@@ -19,7 +19,7 @@ from newsletter.audience import subscribers as subscriber_module
 from newsletter.audience.addresses import normalize_address
 from newsletter.audience.exporting import export_csv
 from newsletter.audience.importing import ImportRejected, import_csv
-from newsletter.audience.segments import parse_segment
+from newsletter.audience.segments import Tag, parse_segment
 from newsletter.audience.subscribers import (
     add_subscriber,
     audience_where,
@@ -403,6 +403,23 @@ def test_paging_streams_everything(engine: Engine, monkeypatch: pytest.MonkeyPat
 def test_segment_syntax_errors(text: str) -> None:
     with pytest.raises(SubscriberError):
         parse_segment(text)
+
+
+def test_deep_or_long_segments_are_one_clear_line(workspace: Path) -> None:
+    """5,000 nested brackets used to end in RecursionError."""
+    with pytest.raises(SubscriberError, match=r"is 10004 characters; at most 500 fit"):
+        parse_segment("(" * 5000 + "news" + ")" * 5000)
+    with pytest.raises(SubscriberError, match=r"nests 'not' and brackets more than 50 deep"):
+        parse_segment("(" * 60 + "news" + ")" * 60)
+    with pytest.raises(SubscriberError, match=r"more than 50 deep"):
+        parse_segment("not " * 60 + "news")
+    assert parse_segment("(" * 49 + "news" + ")" * 49) == Tag("news")
+    result = CliRunner().invoke(
+        app,
+        ["--workspace", str(workspace), "subscribers", "list", "--segment", "(" * 5000 + "a"],
+    )
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+    assert result.stderr.startswith("Error: segment '((((")
 
 
 # --- addresses -----------------------------------------------------------------------------

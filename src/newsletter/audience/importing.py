@@ -27,6 +27,7 @@ from sqlalchemy import (
 from newsletter.audience.addresses import address_hashes
 from newsletter.audience.csvrows import ImportReport as ImportReport  # re-exported
 from newsletter.audience.csvrows import Row, read_rows
+from newsletter.audience.erasure import anyone_erased, erased_among
 from newsletter.audience.subscribers import LEFT, check_tags
 from newsletter.errors import ImportRejected as ImportRejected  # re-exported: its old home
 from newsletter.errors import SubscriberError
@@ -37,7 +38,6 @@ from newsletter.storage import (
     now,
     subscriber_tags,
     subscribers,
-    suppressions,
     transaction,
 )
 
@@ -150,15 +150,12 @@ def _import_chunk(
         return
     bulk_insert(conn, seen, [{"email_key": k, "line": r.line} for k, r in first.items()])
 
-    erased_any = conn.scalar(select(suppressions.c.email_hash).limit(1)) is not None
-    hashes: dict[str, list[str]] = {}
-    if erased_any:  # only once someone was erased: no hashing on the usual import
+    if anyone_erased(conn):  # only then: no hashing on the usual import
+        hashes: dict[str, list[str]] = {}
         for key, row in first.items():
             for digest in address_hashes(row.email):  # today's, and older versions' forms
                 hashes.setdefault(digest, []).append(key)
-        query = select(suppressions.c.email_hash)
-        erased = conn.scalars(query.where(in_list(conn, suppressions.c.email_hash, list(hashes))))
-        for digest in list(erased):
+        for digest in erased_among(conn, hashes):
             for key in hashes[digest]:
                 if key in first:
                     row = first.pop(key)

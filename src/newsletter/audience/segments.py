@@ -12,6 +12,7 @@ becomes SQL text.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, and_, exists, not_, or_, select
@@ -20,6 +21,8 @@ from newsletter.errors import SubscriberError
 from newsletter.storage import subscriber_tags, subscribers
 
 TAG = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,99}")
+LONGEST = 500  # characters: what sends.segment holds
+DEEPEST = 50  # levels of 'not' and brackets
 _TOKEN = re.compile(r"\s*(\(|\)|[A-Za-z0-9_.:-]+)")
 _KEYWORDS = ("and", "or", "not")
 
@@ -56,11 +59,20 @@ def normalize_tag(text: str) -> str:
 
 
 def parse_segment(text: str) -> Node:
+    """The segment as a tree; SubscriberError for anything that is not one."""
+    if len(text) > LONGEST:
+        raise SubscriberError(
+            f"segment {_shown(text)} is {len(text)} characters; at most {LONGEST} fit"
+        )
     tokens = _tokens(text)
-    node, rest = _or(tokens, text)
+    node, rest = _either(tokens, text, 0)
     if rest:
-        raise SubscriberError(f"segment {text!r}: unexpected {rest[0]!r}")
+        raise SubscriberError(f"segment {_shown(text)}: unexpected {rest[0]!r}")
     return node
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 def _tokens(text: str) -> list[str]:
@@ -69,7 +81,9 @@ def _tokens(text: str) -> list[str]:
     while position < len(text):
         match = _TOKEN.match(text, position)
         if not match:
-            raise SubscriberError(f"segment {text!r}: unexpected {text[position:].strip()[:10]!r}")
+            raise SubscriberError(
+                f"segment {_shown(text)}: unexpected {text[position:].strip()[:10]!r}"
+            )
         tokens.append(match.group(1))
         position = match.end()
     if not tokens:
@@ -77,44 +91,56 @@ def _tokens(text: str) -> list[str]:
     return tokens
 
 
-def _or(tokens: list[str], text: str) -> tuple[Node, list[str]]:
-    parts = []
-    node, tokens = _and(tokens, text)
-    parts.append(node)
-    while tokens and tokens[0].lower() == "or":
-        node, tokens = _and(tokens[1:], text)
+def _either(tokens: list[str], text: str, depth: int) -> tuple[Node, list[str]]:
+    """a or b or ...: `or` binds loosest."""
+    return _joined("or", AnyOf, _both, tokens, text, depth)
+
+
+def _both(tokens: list[str], text: str, depth: int) -> tuple[Node, list[str]]:
+    """a and b and ...: tighter than `or`."""
+    return _joined("and", AllOf, _not, tokens, text, depth)
+
+
+def _joined(
+    word: str,
+    make: type[AllOf] | type[AnyOf],
+    part: Callable[[list[str], str, int], tuple[Node, list[str]]],
+    tokens: list[str],
+    text: str,
+    depth: int,
+) -> tuple[Node, list[str]]:
+    """Parts joined by `word`: one part alone, or `make` of them all."""
+    node, tokens = part(tokens, text, depth)
+    parts = [node]
+    while tokens and tokens[0].lower() == word:
+        node, tokens = part(tokens[1:], text, depth)
         parts.append(node)
-    return (parts[0] if len(parts) == 1 else AnyOf(tuple(parts))), tokens
+    return (parts[0] if len(parts) == 1 else make(tuple(parts))), tokens
 
 
-def _and(tokens: list[str], text: str) -> tuple[Node, list[str]]:
-    parts = []
-    node, tokens = _not(tokens, text)
-    parts.append(node)
-    while tokens and tokens[0].lower() == "and":
-        node, tokens = _not(tokens[1:], text)
-        parts.append(node)
-    return (parts[0] if len(parts) == 1 else AllOf(tuple(parts))), tokens
-
-
-def _not(tokens: list[str], text: str) -> tuple[Node, list[str]]:
+def _not(tokens: list[str], text: str, depth: int) -> tuple[Node, list[str]]:
     if not tokens:
-        raise SubscriberError(f"segment {text!r} ends too early")
+        raise SubscriberError(f"segment {_shown(text)} ends too early")
+    if depth >= DEEPEST:  # the parser and the SQL it becomes recurse once per level
+        raise SubscriberError(
+            f"segment {_shown(text)} nests 'not' and brackets more than {DEEPEST} deep; "
+            "write it more simply"
+        )
     head = tokens[0]
     if head.lower() == "not":
-        inner, rest = _not(tokens[1:], text)
+        inner, rest = _not(tokens[1:], text, depth + 1)
         return Not(inner), rest
     if head == "(":
-        inner, rest = _or(tokens[1:], text)
+        inner, rest = _either(tokens[1:], text, depth + 1)
         if not rest or rest[0] != ")":
-            raise SubscriberError(f"segment {text!r}: a '(' is never closed")
+            raise SubscriberError(f"segment {_shown(text)}: a '(' is never closed")
         return inner, rest[1:]
     if head == ")" or head.lower() in _KEYWORDS:
-        raise SubscriberError(f"segment {text!r}: expected a tag, found {head!r}")
+        raise SubscriberError(f"segment {_shown(text)}: expected a tag, found {head!r}")
     try:
         return Tag(normalize_tag(head)), tokens[1:]
     except ValueError as exc:
-        raise SubscriberError(f"segment {text!r}: {exc}") from exc
+        raise SubscriberError(f"segment {_shown(text)}: {exc}") from exc
 
 
 def tags_in(node: Node) -> set[str]:

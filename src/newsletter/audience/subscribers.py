@@ -16,36 +16,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Engine,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
 
-from newsletter.audience.addresses import (
-    address_hash,
-    address_hashes,
-    address_key,
-    parse_mailbox,
-)
+from newsletter.audience.addresses import address_key, parse_mailbox
+from newsletter.audience.erasure import erase as erase_address
+from newsletter.audience.erasure import is_erased
 from newsletter.audience.segments import normalize_tag, segment_filter
 from newsletter.errors import SubscriberError
 from newsletter.storage import (
     STATUSES,
     SubscriberStatus,
-    deliveries,
-    events,
     in_list,
-    insert_ignore,
     now,
     subscriber_tags,
     subscribers,
-    suppressions,
     transaction,
 )
 
@@ -137,7 +121,7 @@ def add_subscriber(
         raise SubscriberError("a new subscriber is active or pending")
     key = address_key(address)
     with transaction(engine) as conn:
-        if _erased(conn, address):
+        if is_erased(conn, address):
             raise SubscriberError(
                 f"{address} was erased at the subscriber's request and cannot be added again"
             )
@@ -207,27 +191,9 @@ def remove_subscriber(engine: Engine, email: str, *, erase: bool = False) -> str
                 .values(status="unsubscribed", unsubscribed_at=stamp, updated_at=stamp)
             )
             return f"{row.email} unsubscribed"
-        if row is None and _erased(conn, address):
+        if row is None and is_erased(conn, address):
             return f"{address} was already erased"
-        if row is not None:
-            conn.execute(delete(subscriber_tags).where(subscriber_tags.c.subscriber_id == row.id))
-            conn.execute(delete(subscribers).where(subscribers.c.id == row.id))
-        digest = address_hash(address)
-        # The ledger and provider events keep their counts but lose the address.
-        erased = f"erased:{digest}"
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.email_key == key)
-            .values(email=erased, email_key=erased, name="", subscriber_id=None)
-        )
-        conn.execute(
-            update(events)
-            .where(events.c.email_key == key)
-            .values(email=erased, email_key=erased, payload={})
-        )
-        insert_ignore(conn, suppressions, [
-            {"email_hash": digest, "reason": "erased", "created_at": now()}
-        ])  # fmt: skip
+        erase_address(conn, address, key, row.id if row is not None else None)
         return f"{address} erased; a one-way hash keeps it from being added again"
 
 
@@ -243,13 +209,6 @@ def _typed(text: str) -> tuple[str, str, SubscriberError | None]:
     except SubscriberError as exc:
         return text.strip(), address_key(text), exc
     return address, address_key(address), None
-
-
-def _erased(conn: Connection, address: str) -> bool:
-    """Whether an erasure left this address's hash, today's or one an older version made."""
-    hashes = address_hashes(address)
-    query = select(suppressions.c.email_hash).where(suppressions.c.email_hash.in_(hashes))
-    return conn.execute(query.limit(1)).first() is not None
 
 
 # --- reading the list ----------------------------------------------------------------------
