@@ -147,3 +147,108 @@ def test_readme_documents_every_setting() -> None:
     readme = (REPO / "README.md").read_text()
     for key in KEYS:
         assert f"`{key.path}`" in readme and f"`{key.env}`" in readme, key.path
+
+
+# --- one clear line instead of a traceback (issue 9, F and I) -------------------------------
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+def test_init_on_an_existing_file(tmp_path: Path) -> None:
+    target = write(tmp_path / "notes.txt", "mine")
+    line = one_error_line(run("init", str(target)))
+    assert "notes.txt" in line and "not a folder" in line
+    assert target.read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", ["Back\\slash", 'The "Quoted" Note', "Smith, Jones & Co."])
+def test_init_writes_a_config_any_name_reads_back_from(tmp_path: Path, name: str) -> None:
+    target = tmp_path / "ws"
+    result = runner.invoke(app, ["init", str(target), "--name", name])
+    assert result.exit_code == 0, result.output
+    from newsletter.config import load_settings
+
+    settings = load_settings(target, environ={})
+    assert settings.name == name and settings.sender.display_name == name
+    text = (target / "newsletter.toml").read_text()
+    assert text.startswith("# Settings for this newsletter.")  # comments kept
+    assert "# reply_to =" in text
+
+
+def test_init_refuses_a_name_of_several_lines(tmp_path: Path) -> None:
+    line = one_error_line(run("init", str(tmp_path / "ws"), "--name", "Two\nlines"))
+    assert "--name" in line
+    assert not (tmp_path / "ws" / "newsletter.toml").exists()
+
+
+def test_new_with_a_slug_too_long(workspace: Path) -> None:
+    line = one_error_line(run("new", "a" * 300, cwd=workspace))
+    assert "slug" in line
+
+
+@pytest.mark.parametrize("given", ["12/01/2026", "01.12.2026", "1/12/26", "2026/12/01"])
+def test_new_refuses_ambiguous_numeric_dates(workspace: Path, given: str) -> None:
+    result = run("new", "x", "--date", given, cwd=workspace)
+    assert result.returncode == 2
+    text = " ".join(result.stderr.split())
+    assert "--date" in text and "2026-12-01" in text and "1 December 2026" in text
+    assert not (workspace / "issues" / "2026-01-12-x").exists()
+    assert not (workspace / "issues" / "2026-12-01-x").exists()
+
+
+@pytest.mark.parametrize("given", ["2026-12-01", "1 December 2026", "Dec 1, 2026", "1 Dec 26"])
+def test_new_accepts_iso_and_written_dates(workspace: Path, given: str) -> None:
+    result = run("new", "x", "--date", given, cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    assert (workspace / "issues" / "2026-12-01-x" / "issue.toml").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            '<?xml version="1.0" encoding="utf-8"?>\n<html><body><h1>XML page</h1>'
+            "<p>Text.</p></body></html>",
+            None,
+        ),
+        ("<!-- only a comment -->", r"flood-defences\.html:1: .*no title"),
+        ("   \n<!-- -->\n", r"flood-defences\.html:1: .*no title"),
+    ],
+)
+def test_odd_html_articles(workspace: Path, content: str, expected: str | None) -> None:
+    write(workspace / "issues" / EXAMPLE / "flood-defences.html", content)
+    result = run("build", "welcome", cwd=workspace)
+    if expected is None:
+        assert result.returncode == 0, result.stderr
+        assert "XML page" in (workspace / "build" / EXAMPLE / "email.html").read_text()
+    else:
+        assert re.search(expected, one_error_line(result))
+
+
+def test_subject_with_a_unicode_line_break(workspace: Path) -> None:
+    toml = workspace / "issues" / EXAMPLE / "issue.toml"
+    subject = 'subject = "Hi\\u2028Bcc: x@y.org"'  # the TOML escape for U+2028
+    toml.write_text(re.sub(r'subject = ".*"', lambda _: subject, toml.read_text()))
+    line = one_error_line(run("build", "welcome", cwd=workspace))
+    assert "key 'subject' must be one line" in line
+
+
+def test_build_out_naming_a_file(workspace: Path) -> None:
+    target = write(workspace / "out.txt", "keep")
+    line = one_error_line(run("build", "welcome", "--out", str(target), cwd=workspace))
+    assert "out.txt" in line
+    assert target.read_text() == "keep"
+
+
+def test_add_warns_about_control_characters_it_removed(workspace: Path, tmp_path: Path) -> None:
+    pasted = write(tmp_path / "pasted.txt", "Pasted\x1b[0m title\n\nA paragraph\x07.\n")
+    result = run("add", "welcome", str(pasted), cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"Warning: .*pasted\.txt:1: removed control characters", result.stderr)
+    written = workspace / "issues" / EXAMPLE / "pasted-0m-title.md"
+    assert "\x1b" not in written.read_text() and "\x07" not in written.read_text()

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from newsletter.cli.base import app, human_size, show, workspace_settings
-from newsletter.compose.articles import parse_date
 from newsletter.compose.build import build_issue
+from newsletter.compose.dates import parse_given_date
 from newsletter.compose.issue import add_articles, new_issue, resolve_issue
 from newsletter.workspace import init_workspace
 
@@ -34,7 +34,10 @@ def new(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Short name, e.g. spring-update.")],
     subject: Annotated[str | None, typer.Option(help="The email's subject.")] = None,
-    date: Annotated[str | None, typer.Option(help="Issue date (default today).")] = None,
+    date: Annotated[
+        str | None,
+        typer.Option(help="Issue date: 2027-03-01, 1 March 2027 or Mar 1, 2027 (default today)."),
+    ] = None,
 ) -> None:
     """Create a new issue folder issues/<date>-<slug>/ with an issue.toml.
 
@@ -48,7 +51,7 @@ def new(
 
 def _parse_option_date(text: str) -> dt.date:
     try:
-        return parse_date(text)
+        return parse_given_date(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--date") from exc
 
@@ -65,8 +68,11 @@ def add(
     """
     settings = workspace_settings(ctx)
     folder = resolve_issue(settings, issue)
-    for written in add_articles(folder, files, settings):
+    warnings: list[str] = []
+    for written in add_articles(folder, files, settings, warnings):
         typer.echo(f"added {show(written)}")
+    for warning in warnings:
+        typer.echo(f"Warning: {warning}", err=True)
 
 
 @app.command()

@@ -252,11 +252,13 @@ def new_issue(
     return folder
 
 
-def add_articles(folder: Path, sources: Sequence[Path], settings: Settings) -> list[Path]:
+def add_articles(
+    folder: Path, sources: Sequence[Path], settings: Settings, warnings: list[str] | None = None
+) -> list[Path]:
     """Import article files into the issue as Markdown and append them to its order.
 
     Every source is read and checked before anything is written, so a bad file leaves the
-    issue as it was.
+    issue as it was. What the readers cleaned or left out is added to `warnings`.
     """
     path = folder / ISSUE_FILE
     read_toml(path, ContentError)  # the same checks and messages as a build
@@ -275,6 +277,8 @@ def add_articles(folder: Path, sources: Sequence[Path], settings: Settings) -> l
             problems.append(str(exc))
     if problems:
         raise ContentError("\n".join(problems))
+    if warnings is not None:
+        warnings.extend(w for article in articles for w in article.warnings)
 
     taken = {p.name for p in folder.iterdir()}
     planned: list[tuple[Path, Article, Path]] = []
