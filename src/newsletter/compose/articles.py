@@ -128,7 +128,7 @@ def without_controls(text: str) -> str:
 def read_markdown(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Article:
     meta, meta_lines, body = split_front_matter(path, text)
     fields, problems = check_front_matter(path, meta, meta_lines, clean_text)
-    if "title" not in fields and "title" not in meta:
+    if "title" not in fields and meta.get("title") is None:  # absent or left empty
         heading, rest = _leading_heading(body)
         if heading:
             fields["title"], body = heading, rest
