@@ -57,3 +57,23 @@ def test_failure_leaves_old_file_and_no_temporary(tmp_path: Path) -> None:
         raise RuntimeError("boom")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_workspace_content_and_builds_follow_the_umask(tmp_path: Path, umask_022: None) -> None:
+    from newsletter.compose.build import build_issue
+    from newsletter.compose.issue import add_articles, new_issue
+    from newsletter.config import load_settings
+    from newsletter.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root, "Modes")
+    settings = load_settings(root, environ={})
+    folder = new_issue(settings, "modes")
+    source = tmp_path / "a.txt"
+    source.write_text("Title\n\nText.\n")
+    (article,) = add_articles(folder, [source], settings)
+    result = build_issue(settings, folder)
+    written = [root / "newsletter.toml", root / ".gitignore", folder / "issue.toml", article]
+    written += [path for path, _ in result.files]
+    assert {path.name: mode(path) for path in written} == {p.name: 0o644 for p in written}
+    assert mode(result.out_dir) == 0o755

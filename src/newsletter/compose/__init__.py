@@ -3,8 +3,10 @@
 In pipeline order:
 
     articles      read .md, .txt and .html article files into one Article model
-                  (markup: the Markdown, HTML and plain-text conversions they use)
+                  (markup: the Markdown, HTML and plain-text conversions they use;
+                  front_matter, dates and links: the checks of what articles say)
     issue         an issue folder: issue.toml and its articles, in order, checked
+    sources       one hash of everything a build is made from
     render        the Jinja2 templates: HTML and plain text with per-recipient tokens
     inline        CSS into style attributes, once per issue
     personalize   fill one recipient's fields into the finished HTML and text

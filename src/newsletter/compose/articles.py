@@ -9,6 +9,7 @@ One reader per format, chosen by the file's extension:
 - an HTML fragment or page, sanitized to a safe subset and turned into Markdown.
 
 Every problem found in a file is reported at once, each naming the file and line or key.
+The front matter, dates and URLs have modules of their own (front_matter, dates, links).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from newsletter.compose.markup import escape_markdown, html_to_markdown, sanitiz
 from newsletter.config_checks import CONTROL_CHARACTERS
 from newsletter.errors import ContentError, FrontMatterError
 
-__all__ = ["FRONT_MATTER_KEYS", "Article", "parse_date", "read_article", "to_markdown"]
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 TEXT_SUFFIXES = (".txt",)
 HTML_SUFFIXES = (".html", ".htm")
@@ -336,7 +336,7 @@ _READERS: dict[str, Callable[[Path, str, tuple[str, ...]], Article]] = {
 def to_markdown(article: Article) -> str:
     """Serialise an article as Markdown with YAML front matter (the format kept in git)."""
     meta: dict[str, Any] = {"title": article.title}
-    for key in ("author", "date", "url", "image", "image_alt", "summary"):
+    for key in FRONT_MATTER_KEYS[1:]:  # title first, then the rest in their usual order
         value = getattr(article, key)
         if value is not None:
             meta[key] = value
