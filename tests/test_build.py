@@ -286,3 +286,26 @@ def test_hostile_html_article_urls_never_reach_the_email(
     html = (settings.build_dir / EXAMPLE / "email.html").read_text()
     assert "javascript" not in html.lower()
     assert any("flood-defences.html" in w and "canonical" in w for w in result.warnings)
+
+
+def test_another_build_landing_first_is_moved_aside(
+    settings: Settings, issue_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two senders rebuilding one stale issue at once: the second swap retries."""
+    from newsletter.compose import build as build_module
+
+    out = settings.build_dir / EXAMPLE
+    real = os.rename
+    raced = []
+
+    def rename(source: str | Path, destination: str | Path) -> None:
+        if str(source).endswith(".new") and not raced:
+            raced.append(destination)
+            write(Path(destination) / "email.txt", "the other sender's build")
+        real(source, destination)
+
+    monkeypatch.setattr(build_module.os, "rename", rename)
+    build_issue(settings, issue_dir)
+    assert raced == [out]
+    assert "Millbrook in November" in (out / "email.txt").read_text()
+    assert sorted(p.name for p in settings.build_dir.iterdir()) == [EXAMPLE]

@@ -14,6 +14,7 @@ folder) leaves the previous build as it was, never a new email.html beside an ol
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -187,22 +188,42 @@ def _swap_in(target: Path, outputs: dict[str, bytes]) -> None:
     try:
         for name, data in outputs.items():
             write_atomic(aside / name, data)
-        old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
-        had_old = target.exists()
-        if had_old:
-            os.rename(target, old)
-        try:
-            os.rename(aside, target)
-        except OSError:
-            if had_old:
-                os.rename(old, target)
-            raise
-        swapped = True
-        if had_old:
-            shutil.rmtree(old, ignore_errors=True)
+        for attempt in range(_SWAP_ATTEMPTS):
+            swapped = _swap(aside, target, last=attempt == _SWAP_ATTEMPTS - 1)
+            if swapped:
+                break
     finally:
         if not swapped:
             shutil.rmtree(aside, ignore_errors=True)
+
+
+# Two senders may rebuild the same stale issue at once (both from the same sources); the
+# one whose new folder lands second moves the first one's aside and tries again.
+_SWAP_ATTEMPTS = 5
+
+
+def _swap(new: Path, target: Path, last: bool) -> bool:
+    """Rename `new` to `target`, the old `target` aside first; False if another build won."""
+    aside = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
+    old: Path | None = aside
+    try:
+        os.rename(target, aside)
+    except FileNotFoundError:
+        old = None  # no build yet, or another process is between its two renames
+    try:
+        os.rename(new, target)
+    except OSError as exc:
+        if old is not None:
+            if target.exists():
+                shutil.rmtree(old, ignore_errors=True)  # another build took the place
+            else:
+                os.rename(old, target)
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and not last:
+            return False
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return True
 
 
 def _new_folder_beside(target: Path) -> Path:
