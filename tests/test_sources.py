@@ -134,3 +134,25 @@ def test_every_setting_is_either_hashed_or_known_not_to_matter() -> None:
     names = {f.name for f in dataclasses.fields(Settings)}
     assert names == set(OUTPUT_SETTINGS) | set(UNUSED_SETTINGS)
     assert not set(OUTPUT_SETTINGS) & set(UNUSED_SETTINGS)
+
+
+def test_adding_an_optional_template_is_noticed(settings: Settings, issue_dir: Path) -> None:
+    write(
+        settings.templates_dir / "email.txt",
+        '{{ issue.subject }}\n{% include "extra.txt" ignore missing %}\n',
+    )
+    build_issue(settings, issue_dir)
+    extra = write(settings.templates_dir / "extra.txt", "An extra line\n")
+    os.utime(extra, (PAST, PAST))
+    _, rendered = load_built(settings, issue_dir)
+    assert "An extra line" in rendered.text
+
+
+def test_a_deleted_workspace_template_falls_back_to_the_default(
+    settings: Settings, issue_dir: Path
+) -> None:
+    template = write(settings.templates_dir / "email.txt", "Mine {{ issue.subject }}\n")
+    build_issue(settings, issue_dir)
+    template.unlink()
+    _, rendered = load_built(settings, issue_dir)
+    assert not rendered.text.startswith("Mine ") and "Millbrook" in rendered.text

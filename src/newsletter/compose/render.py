@@ -68,7 +68,11 @@ class _RecordingLoader(jinja2.FileSystemLoader):
     def get_source(
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str, Callable[[], bool]]:
-        source, filename, uptodate = super().get_source(environment, template)
+        try:
+            source, filename, uptodate = super().get_source(environment, template)
+        except jinja2.TemplateNotFound:
+            self.read[template] = ""  # `include ... ignore missing`: adding it is a change
+            raise
         self.read[template] = hashlib.sha256(source.encode("utf-8")).hexdigest()
         return source, filename, uptodate
 
@@ -167,14 +171,17 @@ def render(issue: Issue, settings: Settings) -> Rendered:
 
 
 def template_digests(settings: Settings, names: Sequence[str]) -> dict[str, str] | None:
-    """Today's digest of each named template, as rendering would find it; None if one is gone."""
+    """Today's digest of each named template as rendering would find it ("" if missing)."""
     env = environment(settings)
+    loader = _loader(env)
     for name in names:
         try:
-            env.loader.get_source(env, name)  # type: ignore[union-attr]
-        except (jinja2.TemplateNotFound, OSError, UnicodeDecodeError):
+            loader.get_source(env, name)
+        except jinja2.TemplateNotFound:
+            continue
+        except (OSError, UnicodeDecodeError):
             return None
-    return dict(_loader(env).read)
+    return dict(loader.read)
 
 
 def _loader(env: jinja2.Environment) -> _RecordingLoader:
