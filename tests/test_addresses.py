@@ -101,3 +101,9 @@ def test_hashes_include_the_forms_erased_before_schema_3() -> None:
     hashes = address_hashes("User@bücher.de")
     assert hashes[0] == address_hash("user@bücher.de")
     assert legacy in hashes and typed in hashes
+
+
+def test_key_lowers_letter_by_letter() -> None:
+    """str.lower() writes a final capital sigma as ς: AΣ@ and aσ@ would be two people."""
+    assert same_address_key("AΣ@example.gr", "aσ@example.gr")
+    assert address_key("ΑΛΕΞΗΣ@example.gr") == "αλεξησ@example.gr"

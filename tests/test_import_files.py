@@ -126,3 +126,11 @@ def test_cli_dry_run_with_invalid_rows_prints_the_counts(workspace: Path, tmp_pa
     result = runner.invoke(app, base)
     assert result.exit_code == 1
     assert "1 invalid (nothing was imported)" in result.stdout
+
+
+def test_utf16_without_a_byte_order_mark_is_one_line(engine: Engine, tmp_path: Path) -> None:
+    """Found by Hypothesis: the utf-16 codec raises UnicodeError, not UnicodeDecodeError."""
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"\x00\x00")
+    with pytest.raises(SubscriberError, match=r"m\.csv:1: not valid utf-16 text \(UTF-16 stream"):
+        import_csv(engine, path, encoding="utf-16")

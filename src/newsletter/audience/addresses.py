@@ -99,7 +99,7 @@ def parse_mailbox(text: str) -> tuple[str, str]:
 def address_key(address: str) -> str:
     """What makes two addresses the same subscriber, in one normal form everywhere.
 
-    The local part in Unicode NFC, lower-cased with lower() (casefold() would make
+    The local part in Unicode NFC, lower-cased letter by letter (casefold() would make
     Straße@ and strasse@ one person); the domain as IDNA ASCII, lower-cased, so
     bücher.de, BÜCHER.DE and xn--bcher-kva.de are one domain. Never raises: stored
     addresses that today's checks refuse still get a key.
@@ -111,7 +111,11 @@ def address_key(address: str) -> str:
 
 
 def _lower_nfc(text: str) -> str:
-    return text.lower() if text.isascii() else unicodedata.normalize("NFC", text).lower()
+    """NFC, then each letter lower-cased on its own: str.lower() alone would make a
+    final capital sigma ς and any other σ, so AΣ@ and aσ@ would be two people."""
+    if text.isascii():
+        return text.lower()
+    return "".join(c.lower() for c in unicodedata.normalize("NFC", text))
 
 
 def _ascii_domain(domain: str) -> str:

@@ -88,9 +88,9 @@ def read_rows(
     with handle:
         try:
             dialect = _dialect(handle)
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:  # UnicodeDecodeError, or utf-16 finding no BOM
             raise SubscriberError(
-                f"{path}:1: not valid {encoding} text ({exc.reason}); "
+                f"{path}:1: not valid {encoding} text ({_reason(exc)}); "
                 "pass --encoding, e.g. --encoding latin-1"
             ) from exc
         reader = csv.reader(handle, dialect=dialect)
@@ -155,9 +155,9 @@ def read_rows(
                     status=status,
                     fields={name: v for i, name in custom if (v := values[i].strip())},
                 )
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:
             raise SubscriberError(
-                f"{path}:{reader.line_num + 1}: not valid {encoding} text ({exc.reason}); "
+                f"{path}:{reader.line_num + 1}: not valid {encoding} text ({_reason(exc)}); "
                 "pass --encoding, e.g. --encoding latin-1"
             ) from exc
         except csv.Error as exc:
@@ -188,6 +188,10 @@ def _check_runaway(
                     "Close the quote or remove it"
                 )
         line += value.count("\n")
+
+
+def _reason(exc: UnicodeError) -> str:
+    return exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
 
 
 def _dialect(handle: TextIO) -> type[csv.Dialect]:

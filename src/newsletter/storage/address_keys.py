@@ -45,7 +45,9 @@ def key_v3(address: str) -> str:
 
 
 def _lower_nfc(value: str) -> str:
-    return value.lower() if value.isascii() else unicodedata.normalize("NFC", value).lower()
+    if value.isascii():
+        return value.lower()
+    return "".join(c.lower() for c in unicodedata.normalize("NFC", value))
 
 
 def address_keys(conn: Connection) -> None:
