@@ -17,6 +17,7 @@ from markdown_it import MarkdownIt
 from markdownify import markdownify
 
 from newsletter.compose.links import LINK_SCHEMES, safe_url
+from newsletter.config_checks import CONTROL_CHARACTERS
 
 # The safe subset an article body may use in email.
 ALLOWED_TAGS = frozenset(
@@ -72,9 +73,10 @@ def markdown_to_html(text: str) -> str:
     """Render article Markdown (tables, links, images) to sanitized HTML.
 
     Headings shift down one level: the email's own <h1> is the newsletter's name and each
-    article's title is an <h2>, so a "# Heading" inside a body becomes <h3>.
+    article's title is an <h2>, so a "# Heading" inside a body becomes <h3>. Control
+    characters go first: no reader sees them, and lxml refuses them.
     """
-    rendered = _markdown().render(text)
+    rendered = _markdown().render(CONTROL_CHARACTERS.sub("", text))
     rendered = re.sub(
         r"<(/?)h([1-5])>", lambda m: f"<{m.group(1)}h{int(m.group(2)) + 1}>", rendered
     )
