@@ -144,22 +144,30 @@ def _die(sender: Sender) -> None:
 
 def test_rows_of_a_dead_sender_become_uncertain(started: Engine) -> None:
     sender = Sender(started, ISSUE).__enter__()
-    claimed = ledger.claim(started, ISSUE, 2, sender.attempt_id())
+    attempt = sender.attempt_id()
+    claimed = ledger.claim(started, ISSUE, 2, attempt)
+    ledger.on_the_wire(started, claimed, attempt)
+    unsent = ledger.claim(started, ISSUE, 1, sender.attempt_id())  # claimed, never sent
     held = senders_in_flight(started, ISSUE)
-    assert held == {sender.id: 2}
+    assert held == {sender.id: 3}
     assert dead_senders(started, ISSUE, held) == set()  # alive: its rows are in flight
-    assert ledger_status(started, ISSUE, 600).counts["in_flight"] == 2
+    assert ledger_status(started, ISSUE, 600).counts["in_flight"] == 3
     _die(sender)
     assert dead_senders(started, ISSUE, held) == {sender.id}
     status = ledger_status(started, ISSUE, 600)  # seen at once, before anyone writes it down
     assert status.counts["uncertain"] == 2 and status.counts["in_flight"] == 0
+    assert status.counts["pending"] == 3  # the one that never left, and the two untouched
     assert ledger.orphan(started, ISSUE, {sender.id}, 600) == 2
     assert {states(started)[c.email] for c in claimed} == {State.UNCERTAIN}
+    assert states(started)[unsent[0].email] == State.PENDING
+    assert ledger.claim(started, ISSUE, 1, "next")[0].attempt == 1  # that try did not count
 
 
 def test_a_batch_older_than_the_lease_is_lost_even_if_its_sender_lives(started: Engine) -> None:
     with Sender(started, ISSUE) as sender:
-        claimed = ledger.claim(started, ISSUE, 2, sender.attempt_id())
+        attempt = sender.attempt_id()
+        claimed = ledger.claim(started, ISSUE, 2, attempt)
+        ledger.on_the_wire(started, claimed, attempt)
         with transaction(started) as conn:
             conn.execute(
                 update(deliveries)
@@ -179,6 +187,16 @@ def test_sqlite_has_one_sender_per_issue_until_it_dies(settings: Settings) -> No
     _die(first)
     with Sender(started, ISSUE) as second:
         assert second.id != first.id
+
+
+def test_quitting_keeps_only_what_left_uncertain(started: Engine) -> None:
+    sent_off = ledger.claim(started, ISSUE, 2, "a1")
+    ledger.on_the_wire(started, sent_off, "a1")
+    kept = ledger.claim(started, ISSUE, 2, "a2")
+    ledger.abandon(started, sent_off, "a1", "quit")
+    ledger.abandon(started, kept, "a2", "quit")
+    assert {states(started)[c.email] for c in sent_off} == {State.UNCERTAIN}
+    assert {states(started)[c.email] for c in kept} == {State.PENDING}
 
 
 def test_finish_only_when_nothing_is_left(started: Engine) -> None:

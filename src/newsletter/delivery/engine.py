@@ -184,6 +184,11 @@ class _Run:
         self.report = SendReport(issue, provider.name)
         self.progress = Progress(total=ledger.pending_count(engine, issue))
         self.lock = threading.Lock()  # the counters below change in worker threads
+        # SQLite has one writer at a time and makes the others poll with sleeps; in one
+        # process a lock hands the database from thread to thread without them.
+        self.writing: contextlib.AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
         self.pause_until = 0.0
         self.retry_streak = 0
         self.failed_streak: list[list[int]] = []
@@ -210,7 +215,7 @@ class _Run:
             # A second Ctrl-C: quit now. What is on the wire may or may not arrive.
             quitting = True
             for claimed, attempt_id in in_flight.values():
-                ledger.mark_uncertain(self.engine, claimed, attempt_id, "quit before the answer")
+                ledger.abandon(self.engine, claimed, attempt_id, "quit before the answer")
             raise
         finally:
             pool.shutdown(wait=not quitting, cancel_futures=quitting)
@@ -242,9 +247,10 @@ class _Run:
             if not self.bucket.take(self.batch_size, self.stop):
                 continue
             attempt_id = self.sender.attempt_id()
-            claimed = ledger.claim(
-                self.engine, self.issue, self.batch_size, attempt_id, self.max_attempts
-            )
+            with self.writing:
+                claimed = ledger.claim(
+                    self.engine, self.issue, self.batch_size, attempt_id, self.max_attempts
+                )
             self.bucket.give_back(self.batch_size - len(claimed))
             if not claimed:
                 if not in_flight:
@@ -269,10 +275,13 @@ class _Run:
 
     def _send(self, claimed: list[Claimed], attempt_id: str) -> None:
         messages = [self.addresser.message(c.subscriber_id, c.email, c.name) for c in claimed]
+        with self.writing:
+            ledger.on_the_wire(self.engine, claimed, attempt_id)
         try:
             results = self.provider.send(messages)
         except ProviderError as exc:  # the key was refused: nothing in this batch went out
-            ledger.release(self.engine, claimed, attempt_id, str(exc))
+            with self.writing:
+                ledger.release(self.engine, claimed, attempt_id, str(exc))
             with self.lock:
                 self.error = self.error or exc
             return
@@ -292,9 +301,10 @@ class _Run:
                 for r in results
             ]
         answers, lost, reason = settle(claimed, results)
-        if lost:
-            ledger.mark_uncertain(self.engine, lost, attempt_id, reason)
-        ledger.record(self.engine, answers, attempt_id)
+        with self.writing:
+            if lost:
+                ledger.mark_uncertain(self.engine, lost, attempt_id, reason)
+            ledger.record(self.engine, answers, attempt_id)
         with self.lock:
             self.progress.uncertain += len(lost)
             self._count(answers, results)

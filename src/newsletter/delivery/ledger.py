@@ -24,7 +24,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, literal, or_, select, text, update
+from sqlalchemy import Engine, and_, false, func, insert, literal, or_, select, text, update
 
 from newsletter.audience.subscribers import audience_where
 from newsletter.errors import SendError
@@ -34,6 +34,7 @@ from newsletter.storage import (
     bind,
     deliveries,
     driver_sql,
+    in_list,
     now,
     sends,
     subscribers,
@@ -159,61 +160,67 @@ def start_send(
     return SendRecord(issue, content_hash, segment, provider, audience, True)
 
 
+_CLAIM = {
+    # One statement: the read never has to be upgraded to a write, and each row comes
+    # back with whether its subscriber is still active, and under which name, as of now.
+    "sqlite": """
+UPDATE deliveries
+   SET state = 'in_flight', attempt = attempt + 1, attempt_id = ?, claimed_at = NULL,
+       updated_at = ?
+ WHERE id IN (SELECT id FROM deliveries
+               WHERE issue = ? AND state = 'pending' AND attempt < ?
+               ORDER BY id LIMIT ?)
+   AND state = 'pending'
+RETURNING id, subscriber_id, email, attempt,
+          (SELECT status FROM subscribers WHERE subscribers.id = deliveries.subscriber_id),
+          (SELECT name FROM subscribers WHERE subscribers.id = deliveries.subscriber_id)""",
+    # PostgreSQL locks the rows first and skips those other senders hold (inside an IN
+    # subquery it may run a LIMIT ... FOR UPDATE more than once).
+    "postgresql": """
+UPDATE deliveries
+   SET state = 'in_flight', attempt = attempt + 1, attempt_id = %s, claimed_at = NULL,
+       updated_at = %s
+ WHERE id = ANY(%s) AND state = 'pending'
+RETURNING id, subscriber_id, email, attempt,
+          (SELECT status FROM subscribers WHERE subscribers.id = deliveries.subscriber_id),
+          (SELECT name FROM subscribers WHERE subscribers.id = deliveries.subscriber_id)""",
+}
+
+
 def claim(
     engine: Engine, issue: str, size: int, attempt_id: str, max_attempts: int = 1_000_000
 ) -> list[Claimed]:
     """Mark up to `size` pending rows in flight for this attempt; skip those who left.
 
-    Rows already tried `max_attempts` times in this run wait for the next run.
+    Rows already tried `max_attempts` times in this run wait for the next run. The hot
+    path of a send: plain SQL and tuples, no ORM-style rows.
     """
-    stamp = now()
     with transaction(engine) as conn:
-        chosen = (
-            select(deliveries.c.id)
-            .where(
-                deliveries.c.issue == issue,
-                deliveries.c.state == State.PENDING,
-                deliveries.c.attempt < max_attempts,
-            )
-            .order_by(deliveries.c.id)
-            .limit(size)
-        )
-        target: Any
+        stamp = bind(conn, deliveries.c.updated_at, now())
         if conn.dialect.name == "postgresql":
-            # Lock the rows first and skip those other senders hold. (Inside an IN
-            # subquery PostgreSQL may run a LIMIT ... FOR UPDATE more than once.)
-            target = list(conn.scalars(chosen.with_for_update(skip_locked=True)))
-        else:
-            # SQLite: one statement, so the read never has to be upgraded to a write.
-            target = chosen.scalar_subquery()
-        taken = conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id.in_(target), deliveries.c.state == State.PENDING)
-            .values(
-                state=State.IN_FLIGHT,
-                attempt=deliveries.c.attempt + 1,
-                attempt_id=attempt_id,
-                claimed_at=stamp,
-                updated_at=stamp,
-            )
-            .returning(*CLAIMED_COLUMNS)
-        ).all()
-        # Whether each is still subscribed, and under which name, as of now.
-        current = {
-            r.id: r
-            for r in conn.execute(
-                select(subscribers.c.id, subscribers.c.status, subscribers.c.name).where(
-                    subscribers.c.id.in_([t.subscriber_id for t in taken if t.subscriber_id])
+            ids = list(
+                conn.scalars(
+                    select(deliveries.c.id)
+                    .where(
+                        deliveries.c.issue == issue,
+                        deliveries.c.state == State.PENDING,
+                        deliveries.c.attempt < max_attempts,
+                    )
+                    .order_by(deliveries.c.id)
+                    .limit(size)
+                    .with_for_update(skip_locked=True)
                 )
             )
-        }
+            params: tuple[Any, ...] = (attempt_id, stamp, ids)
+        else:
+            params = (attempt_id, stamp, issue, max_attempts, size)
+        taken = conn.exec_driver_sql(_CLAIM[conn.dialect.name], params).fetchall()
         kept, left = [], []
-        for t in sorted(taken, key=lambda t: t.id):
-            now_as = current.get(t.subscriber_id)
-            if now_as is None or now_as.status != SubscriberStatus.ACTIVE:
-                left.append(t.id)
+        for row_id, subscriber_id, email, attempt, status, current in sorted(taken):
+            if status != SubscriberStatus.ACTIVE:
+                left.append(row_id)
             else:
-                kept.append(Claimed(t.id, t.subscriber_id, t.email, now_as.name, t.attempt))
+                kept.append(Claimed(row_id, subscriber_id, email, current, attempt))
         if left:
             conn.execute(
                 update(deliveries)
@@ -221,7 +228,7 @@ def claim(
                 .values(
                     state=State.SKIPPED,
                     error="left the list after the send started",
-                    updated_at=stamp,
+                    updated_at=now(),
                 )
             )
     return kept
@@ -302,22 +309,64 @@ def _update_held(
         )
 
 
-def stale_claims(issue: str, senders: Collection[str], lease: float) -> Any:
-    """The rows in flight whose sender is dead, or whose answer is older than the lease."""
-    cutoff = now() - dt.timedelta(seconds=lease)
+def on_the_wire(engine: Engine, claimed: Sequence[Claimed], attempt_id: str) -> None:
+    """Note that the batch's request is about to leave: from now on a crash leaves these
+    rows uncertain; before it, they simply go back to pending."""
+    with transaction(engine) as conn:
+        conn.execute(
+            update(deliveries)
+            .where(
+                in_list(conn, deliveries.c.id, [c.id for c in claimed]),
+                deliveries.c.attempt_id == attempt_id,
+                deliveries.c.state == State.IN_FLIGHT,
+            )
+            .values(claimed_at=now())
+        )
+
+
+def _of(senders: Collection[str]) -> Any:
     whose = [deliveries.c.attempt_id.startswith(f"{s}.", autoescape=True) for s in senders]
     whose += [deliveries.c.attempt_id == s for s in senders]  # attempt ids of older versions
+    return or_(*whose) if whose else false()
+
+
+def stale_claims(issue: str, senders: Collection[str], lease: float) -> Any:
+    """Rows whose request had left and whose answer never came: their sender is dead, or
+    the answer is older than the lease."""
+    cutoff = now() - dt.timedelta(seconds=lease)
     return and_(
         deliveries.c.issue == issue,
         deliveries.c.state == State.IN_FLIGHT,
-        or_(deliveries.c.claimed_at <= cutoff, *whose),
+        deliveries.c.claimed_at.is_not(None),
+        or_(deliveries.c.claimed_at <= cutoff, _of(senders)),
+    )
+
+
+def unsent_claims(issue: str, senders: Collection[str]) -> Any:
+    """Rows a dead sender had claimed but never handed to the provider."""
+    return and_(
+        deliveries.c.issue == issue,
+        deliveries.c.state == State.IN_FLIGHT,
+        deliveries.c.claimed_at.is_(None),
+        _of(senders),
     )
 
 
 def orphan(engine: Engine, issue: str, senders: Collection[str], lease: float) -> int:
-    """Rows of dead senders (or in flight past the lease): their request had started and
-    no answer was written, so they may have gone out: uncertain, never pending."""
+    """Rows of dead senders: those whose request had left may have gone out, so they are
+    uncertain, never pending; those that never left go back to pending. Returns how many
+    became uncertain."""
     with transaction(engine) as conn:
+        conn.execute(
+            update(deliveries)
+            .where(unsent_claims(issue, senders))
+            .values(
+                state=State.PENDING,
+                attempt=deliveries.c.attempt - 1,
+                error="its sender stopped before sending it",
+                updated_at=now(),
+            )
+        )
         return int(
             conn.execute(
                 update(deliveries)
@@ -328,6 +377,26 @@ def orphan(engine: Engine, issue: str, senders: Collection[str], lease: float) -
                     updated_at=now(),
                 )
             ).rowcount
+        )
+
+
+def abandon(engine: Engine, claimed: Sequence[Claimed], attempt_id: str, reason: str) -> None:
+    """Quitting with these rows held: uncertain if their request had left, else pending."""
+    with transaction(engine) as conn:
+        held = (
+            in_list(conn, deliveries.c.id, [c.id for c in claimed]),
+            deliveries.c.attempt_id == attempt_id,
+            deliveries.c.state == State.IN_FLIGHT,
+        )
+        conn.execute(
+            update(deliveries)
+            .where(*held, deliveries.c.claimed_at.is_(None))
+            .values(state=State.PENDING, attempt=deliveries.c.attempt - 1, updated_at=now())
+        )
+        conn.execute(
+            update(deliveries)
+            .where(*held, deliveries.c.claimed_at.is_not(None))
+            .values(state=State.UNCERTAIN, error=f"uncertain: {reason}", updated_at=now())
         )
 
 

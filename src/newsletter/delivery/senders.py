@@ -3,9 +3,10 @@
 Each sender has an id that heads the attempt id of every batch it claims, so the ledger
 knows whose rows are in flight. Whether that sender still lives is asked of the database:
 
-- SQLite (one machine, one sender per issue): the sender's row carries a heartbeat,
-  refreshed every HEARTBEAT seconds; a row older than STALE is a dead sender's. A second
-  sender for the same issue is refused, whichever workspace it runs from.
+- SQLite (one machine, one sender per issue): the sender's row names its process, so a
+  killed sender is known at once, and carries a heartbeat, refreshed every HEARTBEAT
+  seconds, for the rest (a row older than STALE is a dead sender's). A second sender
+  for the same issue is refused, whichever workspace it runs from.
 - PostgreSQL (many senders, many machines): the sender holds a session advisory lock on
   its own connection; the server drops it the moment the process or its machine dies,
   so a dead sender is known at the next look, with no clock to trust.
@@ -112,10 +113,11 @@ class Sender:
 
     def _refuse_a_second(self, conn: Connection) -> None:
         stale = now() - dt.timedelta(seconds=STALE)
-        conn.execute(
-            delete(senders).where(senders.c.issue == self.issue, senders.c.heartbeat_at < stale)
-        )
-        other = conn.execute(select(senders).where(senders.c.issue == self.issue)).first()
+        rows = conn.execute(select(senders).where(senders.c.issue == self.issue)).all()
+        dead = [r.id for r in rows if _utc(r.heartbeat_at) < stale or _gone(r.host, r.pid)]
+        if dead:
+            conn.execute(delete(senders).where(senders.c.id.in_(dead)))
+        other = next((r for r in rows if r.id not in dead), None)
         if other is not None:
             raise SendError(
                 f"another newsletter send is working on {self.issue} (pid {other.pid} on "
@@ -134,6 +136,24 @@ class Sender:
                 continue
 
 
+def _utc(stamp: dt.datetime) -> dt.datetime:
+    """SQLite gives timestamps back without their zone; they were written in UTC."""
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+
+
+def _gone(host: str, pid: int) -> bool:
+    """A sender on this machine whose process is no longer there (SIGKILL, a crash)."""
+    if host != socket.gethostname()[:255]:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # somebody else's process: it exists
+        return False
+    return False
+
+
 def dead_senders(engine: Engine, issue: str, ids: Iterable[str]) -> set[str]:
     """Of these sender ids, the ones that are no longer running."""
     wanted = {i for i in ids if i}
@@ -143,14 +163,12 @@ def dead_senders(engine: Engine, issue: str, ids: Iterable[str]) -> set[str]:
         if conn.dialect.name == "postgresql":
             return {i for i in wanted if _lock_is_free(conn, i)}
         fresh = now() - dt.timedelta(seconds=STALE)
-        alive = set(
-            conn.scalars(
-                select(senders.c.id).where(
-                    senders.c.id.in_(wanted), senders.c.heartbeat_at >= fresh
-                )
+        rows = conn.execute(
+            select(senders.c.id, senders.c.host, senders.c.pid).where(
+                senders.c.id.in_(wanted), senders.c.heartbeat_at >= fresh
             )
-        )
-    return wanted - alive
+        ).all()
+    return wanted - {r.id for r in rows if not _gone(r.host, r.pid)}
 
 
 def _lock_is_free(conn: Connection, sender: str) -> bool:

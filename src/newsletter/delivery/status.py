@@ -8,7 +8,14 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from newsletter.delivery.ledger import CLAIMED_COLUMNS, Claimed, State, claimed_row, stale_claims
+from newsletter.delivery.ledger import (
+    CLAIMED_COLUMNS,
+    Claimed,
+    State,
+    claimed_row,
+    stale_claims,
+    unsent_claims,
+)
 from newsletter.delivery.senders import dead_senders, senders_in_flight
 from newsletter.storage import deliveries, sends, transaction
 
@@ -69,10 +76,17 @@ def ledger_status(engine: Engine, issue: str, lease: float) -> LedgerStatus:
                 .union_all(select(deliveries.c.email).where(stale_claims(issue, dead, lease)))
             )
         )
+        unsent = int(
+            conn.scalar(
+                select(func.count()).select_from(deliveries).where(unsent_claims(issue, dead))
+            )
+            or 0
+        )
     overdue = len(status.uncertain) - counts.get(State.UNCERTAIN, 0)
     status.counts = {state: counts.get(state, 0) for state in SHOWN}
-    status.counts["in_flight"] -= overdue
+    status.counts["in_flight"] -= overdue + unsent
     status.counts["uncertain"] += overdue
+    status.counts["pending"] += unsent  # a dead sender's claims that never left
     return status
 
 

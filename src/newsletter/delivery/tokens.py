@@ -10,7 +10,6 @@ one person, cannot be forged without the key, and cannot be turned into another'
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from collections.abc import Mapping
 
@@ -51,7 +50,9 @@ def _unb64(text: str) -> bytes:
 
 def sign(payload: str, secret: str) -> str:
     body = payload.encode("utf-8")
-    mac = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()[:16]
+    # hmac.digest is OpenSSL's one-shot HMAC: a few times faster than an hmac.new object,
+    # and a send signs one link per recipient.
+    mac = hmac.digest(secret.encode("utf-8"), body, "sha256")[:16]
     return f"{_b64(body)}.{_b64(mac)}"
 
 
@@ -62,7 +63,7 @@ def verify(token: str, secret: str) -> str | None:
         body, mac = _unb64(body_text), _unb64(mac_text)
     except (ValueError, TypeError):
         return None
-    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()[:16]
+    expected = hmac.digest(secret.encode("utf-8"), body, "sha256")[:16]
     if not hmac.compare_digest(mac, expected):
         return None
     try:
