@@ -13,7 +13,6 @@ from __future__ import annotations
 import codecs
 import email.utils
 import ipaddress
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 from newsletter import __version__
 from newsletter.compose.message import Message
@@ -93,9 +93,13 @@ class Answer:
             [(name, secrets.redact(value)) for name, value in response.headers.multi_items()]
         )
         kind = headers.get("content-type", "no content type").split(";")[0]
-        text = secrets.redact(data.decode(_encoding(response), errors="replace"))
+        raw = data.decode(_encoding(response), errors="replace")
+        text = secrets.redact(raw)
         said = " ".join(text[: EXCERPT * 4].split())[:EXCERPT] or "(empty body)"
-        body = None if cut else _parse(response.status_code, headers, data, secrets)
+        # Walking every string of a 500-item answer costs more than the rest of reading
+        # it: only an answer that quotes a secret (or could hide one in \u escapes) is.
+        scrub = text != raw or "\\u" in raw
+        body = None if cut else _parse(response.status_code, headers, data, secrets, scrub)
         return cls(response.status_code, body, f"{kind}: {said}", headers, cut)
 
 
@@ -293,7 +297,9 @@ def _encoding(response: httpx.Response) -> str:
         return "utf-8"
 
 
-def _parse(status: int, headers: httpx.Headers, data: bytes, secrets: Secrets) -> Any:
+def _parse(
+    status: int, headers: httpx.Headers, data: bytes, secrets: Secrets, scrub: bool = True
+) -> Any:
     """The JSON document, secrets taken out, whatever the content type says, or None when
     it is not JSON (or nested too deep to walk).
 
@@ -303,9 +309,10 @@ def _parse(status: int, headers: httpx.Headers, data: bytes, secrets: Secrets) -
     if 200 <= status < 300 and "json" not in headers.get("content-type", ""):
         return None
     try:
-        return _scrub(json.loads(data), secrets)
+        value = orjson.loads(data)
     except (ValueError, RecursionError):
         return None
+    return _scrub(value, secrets) if scrub else value
 
 
 def _scrub(value: Any, secrets: Secrets) -> Any:
