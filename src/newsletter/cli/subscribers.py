@@ -22,7 +22,8 @@ from newsletter.errors import ImportRejected
 
 subscribers_app = typer.Typer(
     cls=Group,
-    help="The list: add, import, export, list, count and remove subscribers.",
+    help="The list: add, import, export, list, count and remove subscribers.\n\n"
+    "\b\nExample: newsletter subscribers import members.csv --tag members --dry-run",
     no_args_is_help=True,
 )
 app.add_typer(subscribers_app, name="subscribers")
