@@ -13,8 +13,8 @@ ledger holds), `dry_run`, and `test_copies` (the "[TEST] " copies editors send t
 which never touch the ledger).
 
 How a message travels. The build rendered and inlined the issue once; its HTML and text
-still hold a placeholder token for each per-recipient field (`x-newsletter:name`, `email`,
-`unsubscribe_url`), and `Rendered.html_parts` / `text_parts` hold the two bodies split at
+still hold a placeholder token for each per-recipient field (`x-newsletter:` with the
+build's nonce, which no article can know, and the field: name, email, unsubscribe_url), and `Rendered.html_parts` / `text_parts` hold the two bodies split at
 those tokens once, literal text at the even indexes and field names at the odd ones. For
 each claimed row the engine asks `addressing.Addresser` for a `compose.message.Message`:
 it signs an unsubscribe token, and builds the headers (Message-ID, List-ID, the RFC 8058
