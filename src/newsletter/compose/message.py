@@ -7,6 +7,7 @@ bytes (RFC 5322), and the list headers that one-click unsubscribe needs (RFC 236
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import string
@@ -76,8 +77,12 @@ def message_id(issue_key: str, email: str, domain: str, variant: str = "") -> st
 _ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~")
 
 
+@functools.lru_cache(maxsize=64)
 def _dot_atom(text: str) -> str:
-    """`text` as dot-atom text: other characters %-encoded, so ordinary names stay as they are."""
+    """`text` as dot-atom text: other characters %-encoded, so ordinary names stay as they are.
+
+    Cached: every message of a send has the same issue key.
+    """
     out = "".join(c if c in _ATEXT or c == "." else _percent(c) for c in text)
     if out.startswith(".") or out.endswith(".") or ".." in out:
         out = out.replace(".", "%2E")
@@ -91,7 +96,7 @@ def _percent(char: str) -> str:
 def list_headers(settings: Settings, unsubscribe_url: str) -> dict[str, str]:
     """List-ID and the RFC 8058 one-click unsubscribe pair."""
     return {
-        "List-ID": f"{_header_safe(settings.name)} <{settings.list_id}>",
+        "List-ID": _list_id(settings.name, settings.list_id),
         "List-Unsubscribe": f"<{unsubscribe_url}>, <{settings.unsubscribe_mailto}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
@@ -120,6 +125,11 @@ def build_message(
         reply_to=settings.reply_to_text,
         rendered=rendered,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _list_id(name: str, list_id: str) -> str:
+    return f"{_header_safe(name)} <{list_id}>"
 
 
 class _PlainWhenAscii(UnstructuredHeader):

@@ -286,11 +286,26 @@ def uncertain_deliveries(conn: Connection) -> None:
     )
 
 
+def pending_index(conn: Connection) -> None:
+    """5: index only the rows still to send.
+
+    A send claims pending rows in id order and then changes each row's state twice;
+    with the state in the index, both changes moved the row's index entry. A partial
+    index holds just the pending rows: the claim takes them out, and recording the
+    answer touches no index at all (about a third of the ledger's cost per message).
+    """
+    conn.exec_driver_sql("DROP INDEX deliveries_issue_state")
+    conn.exec_driver_sql(
+        "CREATE INDEX deliveries_pending ON deliveries (issue, id) WHERE state = 'pending'"
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "subscribers, tags, suppressions, sends, deliveries, events", initial_schema),
     (2, "deliveries may be uncertain", uncertain_deliveries),
     (3, "address keys in one normal form", address_keys),
     (4, "senders register themselves", senders_table),
+    (5, "the ledger indexes only the rows still to send", pending_index),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 
@@ -151,7 +152,14 @@ deliveries = Table(
     Column("updated_at", Time, nullable=False),
     UniqueConstraint("issue", "email_key", name="deliveries_issue_email"),
     CheckConstraint(f"state IN {DELIVERY_STATES!r}", name="deliveries_state"),
-    Index("deliveries_issue_state", "issue", "state", "id"),
+    # Only the rows still to send (migration 5): claims read it, answers never touch it.
+    Index(
+        "deliveries_pending",
+        "issue",
+        "id",
+        sqlite_where=text("state = 'pending'"),
+        postgresql_where=text("state = 'pending'"),
+    ),
 )
 
 # What providers report back through webhooks: bounces, complaints, unsubscribes.
