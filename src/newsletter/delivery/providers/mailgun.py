@@ -4,17 +4,34 @@ https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/batc
 Up to 1000 recipients per request, each in its own "to" field, with recipient-variables
 holding every recipient's values. Never several "to" without recipient-variables: Mailgun
 would then show every recipient all the others' addresses.
+
+Mailgun fills its own syntax anywhere in the subject, the bodies and the h: headers:
+"%recipient.NAME%" for each NAME in recipient-variables ("Variables can be referenced in
+the message using %recipient.variablename%", API reference, recipient-variables), its
+"Template Variables" (batch sending page) such as "%recipient%", the recipient's
+"Name <address>" (mailgun.js issue 413 shows one left in To), and "%unsubscribe_url%",
+"%tag_unsubscribe_url%" and "%mailing_list_unsubscribe_url%" when the domain tracks
+unsubscribes (tracking messages page). It documents no way to escape them. So our
+variables carry a fresh random secret in their names, and every look-alike in what we
+send has its "%" broken: "&#37;" in HTML, the same character once parsed, and "%" with an
+invisible word joiner after it in text, subject and headers.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
 from newsletter.compose.message import Message
 from newsletter.config import Settings
 from newsletter.delivery.providers._http import Endpoint, finish
-from newsletter.delivery.providers._merge import merge_values, shared_body
+from newsletter.delivery.providers._merge import (
+    fresh_secret,
+    merge_values,
+    shared_body,
+    shares_body,
+)
 from newsletter.delivery.providers.base import Options, SendResult, Status
 from newsletter.errors import ConfigError
 
@@ -39,30 +56,59 @@ PER_RECIPIENT_HEADERS = ("Message-ID", "List-Unsubscribe")
 Fields = list[tuple[str, tuple[None, str]]]
 
 
-def tag(field: str) -> str:
-    return f"%recipient.{field}%"
+# The "%" that opens something Mailgun could fill: anything after "%recipient", or a
+# %name% whose first two characters are not hex digits (so never a %-escape in a URL).
+_LOOKALIKE = re.compile(r"%(?=recipient|(?![0-9a-f]{2})[a-z_][\w.:-]*%)", re.IGNORECASE)
+WORD_JOINER = "\u2060"  # zero width, no break: the reader sees the text as it was
+
+
+def html_literal(html: str) -> str:
+    """HTML with no Mailgun variable in it; a browser reads "&#37;" as "%" everywhere,
+    attribute values included."""
+    return _LOOKALIKE.sub("&#37;", html) if "%" in html else html
+
+
+def text_literal(text: str) -> str:
+    """Text (a text body, a subject, a header) with no Mailgun variable in it."""
+    return _LOOKALIKE.sub("%" + WORD_JOINER, text) if "%" in text else text
+
+
+def tag(field: str, secret: str) -> str:
+    """The variable of a field in the request whose secret this is."""
+    return f"%recipient.{secret}_{field}%"
 
 
 def build_request(batch: Sequence[Message], *, sandbox: bool) -> Fields:
     """Form fields for one request; a batch that does not share one body must hold one message."""
     first = batch[0]
-    shared = shared_body(batch, tag)
+    secret = fresh_secret()
+    shared = shared_body(
+        batch,
+        lambda field: tag(field, secret),
+        html_literal=html_literal,
+        text_literal=text_literal,
+    )
     if shared is None and len(batch) > 1:
         raise ValueError("messages with different bodies go in separate requests")
-    html, text = shared or (first.html, first.text)
-    fields: list[tuple[str, str]] = [("from", first.sender), ("subject", first.subject)]
+    html, text = shared or (html_literal(first.html), text_literal(first.text))
+    fields: list[tuple[str, str]] = [
+        ("from", first.sender),
+        ("subject", text_literal(first.subject)),
+    ]
     variables: dict[str, dict[str, str]] = {}
     for message in batch:
         recipient = message.recipient
         fields.append(("to", message.to))
-        values = merge_values(message) if shared else {}
+        values = _recipient_values(message) if shared else {}
         for name in PER_RECIPIENT_HEADERS:
-            values[f"h:{name}"] = message.headers[name]
-        variables[recipient.email] = values
+            values[f"h:{name}"] = text_literal(message.headers[name])
+        variables[recipient.email] = {f"{secret}_{name}": v for name, v in values.items()}
     fields += [("text", text), ("html", html)]
     for name, value in first.headers.items():
         per_recipient = name in PER_RECIPIENT_HEADERS
-        fields.append((f"h:{name}", tag(f"h:{name}") if per_recipient else value))
+        fields.append(
+            (f"h:{name}", tag(f"h:{name}", secret) if per_recipient else text_literal(value))
+        )
     if first.reply_to:
         fields.append(("h:Reply-To", first.reply_to))
     fields += [
@@ -73,6 +119,15 @@ def build_request(batch: Sequence[Message], *, sandbox: bool) -> Fields:
     if sandbox:
         fields.append(("o:testmode", "yes"))
     return [(name, (None, value)) for name, value in fields]
+
+
+def _recipient_values(message: Message) -> dict[str, str]:
+    """The recipient's values, made literal as the shared body is: a value that is itself
+    a look-alike (a name of "%unsubscribe_url%") stays text whatever Mailgun does after."""
+    return {
+        name: html_literal(value) if name.endswith("_html") else text_literal(value)
+        for name, value in merge_values(message).items()
+    }
 
 
 def parse_response(batch: Sequence[Message], body: object) -> list[SendResult] | None:
@@ -106,7 +161,7 @@ class MailgunProvider:
         self.options = options
 
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
-        if shared_body(batch, tag) is None and len(batch) > 1:
+        if not shares_body(batch) and len(batch) > 1:
             return self._one_by_one(batch)
         results = self._post(batch)
         if len(batch) > 1 and results[0].status is Status.REJECTED:

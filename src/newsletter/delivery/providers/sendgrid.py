@@ -4,6 +4,15 @@ https://www.twilio.com/docs/sendgrid/api-reference/mail-send
 One request carries one body for the whole batch; per-recipient fields travel as
 substitutions and per-recipient headers in each personalization. Success is 202 with
 an empty body and an X-Message-Id header (200 in sandbox mode).
+
+SendGrid replaces each substitution key wherever it occurs: "property names that will be
+substituted by their corresponding property values in the `subject`, `reply-to` and
+`content` portions of your message" (Mail Send reference, personalizations.substitutions).
+A key an article could write ("-nl-email-") would hand every reader's address to that
+article, so every request's keys carry a fresh random secret: then no text but our own
+field positions can hold one, and the rest of the body needs no escaping. Nothing else in
+a request is merge syntax: no template_id, and subscription tracking (whose
+substitution_tag and [unsubscribe] would be filled) is off.
 """
 
 from __future__ import annotations
@@ -17,7 +26,12 @@ import orjson
 from newsletter.compose.message import Message
 from newsletter.config import Settings
 from newsletter.delivery.providers._http import Answer, Endpoint, Reply, finish
-from newsletter.delivery.providers._merge import merge_values, shared_body
+from newsletter.delivery.providers._merge import (
+    fresh_secret,
+    merge_values,
+    shared_body,
+    shares_body,
+)
 from newsletter.delivery.providers.base import Options, SendResult, Status
 
 # Facts from the Mail Send reference above, its limitations page
@@ -38,8 +52,9 @@ IDEMPOTENT = False  # no idempotency key is documented: a request sent again may
 KEY_HINT = f"set {KEY_VARIABLE} or NEWSLETTER_API_KEY to an API key with Mail Send access"
 
 
-def tag(field: str) -> str:
-    return f"-nl-{field}-"
+def tag(field: str, secret: str) -> str:
+    """The substitution key of a field in the request whose secret this is."""
+    return f"-nl-{secret}-{field}-"
 
 
 def _mailbox(text: str) -> dict[str, str]:
@@ -54,7 +69,8 @@ def build_request(
 ) -> tuple[dict[str, Any], str, str]:
     """The request body; with merged=False the batch must hold a single message."""
     first = batch[0]
-    shared = shared_body(batch, tag) if merged else None
+    secret = fresh_secret()
+    shared = shared_body(batch, lambda field: tag(field, secret)) if merged else None
     html, text = shared or (first.html, first.text)
     personalizations = []
     for message in batch:
@@ -64,7 +80,8 @@ def build_request(
             "custom_args": {"issue": message.issue},
         }
         if shared:
-            item["substitutions"] = {tag(k): v for k, v in merge_values(message).items()}
+            subs = merge_values(message)
+            item["substitutions"] = {tag(k, secret): v for k, v in subs.items()}
         personalizations.append(item)
     body: dict[str, Any] = {
         "personalizations": personalizations,
@@ -141,7 +158,7 @@ class SendGridProvider:
         self.options = options
 
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
-        if shared_body(batch, tag) is None and len(batch) > 1:
+        if not shares_body(batch) and len(batch) > 1:
             return [result for m in batch for result in self._post([m], merged=False)]
         return self._post(batch, merged=True)
 
