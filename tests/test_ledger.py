@@ -157,7 +157,7 @@ def test_rows_of_a_dead_sender_become_uncertain(started: Engine) -> None:
     status = ledger_status(started, ISSUE, 600)  # seen at once, before anyone writes it down
     assert status.counts["uncertain"] == 2 and status.counts["in_flight"] == 0
     assert status.counts["pending"] == 3  # the one that never left, and the two untouched
-    assert ledger.orphan(started, ISSUE, {sender.id}, 600) == 2
+    assert ledger.orphan(started, ISSUE, {sender.id}, 600) == (2, 1)
     assert {states(started)[c.email] for c in claimed} == {State.UNCERTAIN}
     assert states(started)[unsent[0].email] == State.PENDING
     assert ledger.claim(started, ISSUE, 1, "next")[0].attempt == 1  # that try did not count
@@ -175,7 +175,7 @@ def test_a_batch_older_than_the_lease_is_lost_even_if_its_sender_lives(started: 
                 .values(claimed_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=605))
             )
         assert ledger_status(started, ISSUE, 600).counts["uncertain"] == 2
-        assert ledger.orphan(started, ISSUE, set(), 600) == 2
+        assert ledger.orphan(started, ISSUE, set(), 600) == (2, 0)
     assert {states(started)[c.email] for c in claimed} == {State.UNCERTAIN}
 
 

@@ -14,16 +14,17 @@ which never touch the ledger).
 
 How a message travels. The build rendered and inlined the issue once; its HTML and text
 still hold a placeholder token for each per-recipient field (`x-newsletter:` with the
-build's nonce, which no article can know, and the field: name, email, unsubscribe_url), and `Rendered.html_parts` / `text_parts` hold the two bodies split at
-those tokens once, literal text at the even indexes and field names at the odd ones. For
-each claimed row the engine asks `addressing.Addresser` for a `compose.message.Message`:
-it signs an unsubscribe token, and builds the headers (Message-ID, List-ID, the RFC 8058
-pair); the body is not made yet. A provider then takes the cheapest road to the wire:
-the outbox joins the parts with the recipient's values (`compose.personalize.fill`,
-HTML-escaped in the HTML, raw in the text) and writes MIME; Postmark and Resend *splice*
-their JSON request, escaping the issue's parts once per issue and each recipient's
-values once per message (`providers/_splice.py`), so a 50 KB body is never re-encoded per
-recipient; SendGrid and Mailgun send one body per request with their own merge tags in
-place of our tokens and each recipient's values beside it (`providers/_merge.py`), and
-the provider fills them in.
+build's nonce, which no article can know, and the field: name, email, unsubscribe_url),
+and `Rendered.html_parts` / `text_parts` hold the two bodies split at those tokens once,
+literal text at the even indexes and field names at the odd ones. For each claimed row
+the engine asks `addressing.Addresser` for a `compose.message.Message`: it signs an
+unsubscribe token, and builds the headers (Message-ID, List-ID, the RFC 8058 pair); the
+body is not made yet. A provider then takes the cheapest road to the wire: the outbox
+joins the parts with the recipient's values (`compose.personalize.fill`, HTML-escaped in
+the HTML, raw in the text) and writes MIME; Postmark and Resend *splice* their JSON
+request, escaping the issue's parts once per issue and each recipient's values once per
+message (`providers/_splice.py`), so a 50 KB body is never re-encoded per recipient;
+SendGrid and Mailgun send one body per request with their own merge tags in place of our
+tokens and each recipient's values beside it (`providers/_merge.py`), and the provider
+fills them in.
 """

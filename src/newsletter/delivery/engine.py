@@ -253,8 +253,8 @@ class _Run:
                 )
             self.bucket.give_back(self.batch_size - len(claimed))
             if not claimed:
-                if not in_flight:
-                    return  # nothing left that this run may send
+                if not in_flight and not self._reap():
+                    return  # nothing left that this run may send (a dead sender's too)
                 self._wait(in_flight)
                 continue
             in_flight[pool.submit(self._send, claimed, attempt_id)] = (claimed, attempt_id)
@@ -374,12 +374,17 @@ class _Run:
 
     # --- before the loop -----------------------------------------------------------------
 
-    def _reap(self) -> None:
-        """Rows of senders that died in flight become uncertain."""
+    def _reap(self) -> int:
+        """Rows of senders that died: on the wire, uncertain; never sent, pending again
+        (returns how many, for this run to send)."""
         holders = senders_in_flight(self.engine, self.issue)
         holders.pop(self.sender.id, None)
+        if not holders:
+            return 0
         dead = dead_senders(self.engine, self.issue, holders)
-        ledger.orphan(self.engine, self.issue, dead, self.settings.sending.lease)
+        with self.writing:
+            _, returned = ledger.orphan(self.engine, self.issue, dead, self.settings.sending.lease)
+        return returned
 
     def _settle_uncertain(self, retry_uncertain: bool) -> None:
         """Batches an earlier run lost: resend where that is safe or asked for."""

@@ -352,12 +352,12 @@ def unsent_claims(issue: str, senders: Collection[str]) -> Any:
     )
 
 
-def orphan(engine: Engine, issue: str, senders: Collection[str], lease: float) -> int:
+def orphan(engine: Engine, issue: str, senders: Collection[str], lease: float) -> tuple[int, int]:
     """Rows of dead senders: those whose request had left may have gone out, so they are
     uncertain, never pending; those that never left go back to pending. Returns how many
-    became uncertain."""
+    became uncertain and how many pending."""
     with transaction(engine) as conn:
-        conn.execute(
+        returned = conn.execute(
             update(deliveries)
             .where(unsent_claims(issue, senders))
             .values(
@@ -367,17 +367,16 @@ def orphan(engine: Engine, issue: str, senders: Collection[str], lease: float) -
                 updated_at=now(),
             )
         )
-        return int(
-            conn.execute(
-                update(deliveries)
-                .where(stale_claims(issue, senders, lease))
-                .values(
-                    state=State.UNCERTAIN,
-                    error="uncertain: its sender stopped before the answer came",
-                    updated_at=now(),
-                )
-            ).rowcount
+        lost = conn.execute(
+            update(deliveries)
+            .where(stale_claims(issue, senders, lease))
+            .values(
+                state=State.UNCERTAIN,
+                error="uncertain: its sender stopped before the answer came",
+                updated_at=now(),
+            )
         )
+        return int(lost.rowcount), int(returned.rowcount)
 
 
 def abandon(engine: Engine, claimed: Sequence[Claimed], attempt_id: str, reason: str) -> None:
