@@ -10,6 +10,7 @@ one person, cannot be forged without the key, and cannot be turned into another'
 from __future__ import annotations
 
 import base64
+import binascii
 import hmac
 from collections.abc import Mapping
 
@@ -40,8 +41,12 @@ def secret_key(environ: Mapping[str, str], provider: str) -> str:
     )
 
 
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    """base64url without padding (binascii directly: one call per link, per recipient)."""
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_URL_SAFE).decode()
 
 
 def _unb64(text: str) -> bytes:

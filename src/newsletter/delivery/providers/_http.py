@@ -263,6 +263,10 @@ def finish(
 
 
 def _redacted(result: SendResult, secrets: Secrets) -> SendResult:
+    """The result with secrets out of its reason (message ids come from an answer that
+    was scrubbed as it was read, so most results, the sent ones, pass untouched)."""
+    if not result.reason:
+        return result
     reason, message_id = secrets.redact(result.reason), secrets.redact(result.message_id)
     if (reason, message_id) == (result.reason, result.message_id):
         return result

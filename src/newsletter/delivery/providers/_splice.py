@@ -58,6 +58,9 @@ class Splicer:
         for n, message in enumerate(batch):
             parts = self._parts_for(message.rendered)
             raw, escaped = field_values(message.recipient)
+            # Each value JSON-escaped once, however often the issue uses its field.
+            html_values = {f: _escaped(v) for f, v in escaped.items()}
+            text_values = {f: _escaped(v) for f, v in raw.items()}
             fields = item(message, n)
             fields[html_key], fields[text_key] = _HTML_MARK, _TEXT_MARK
             before, _, rest = orjson.dumps(fields).partition(_QUOTED_HTML)
@@ -65,9 +68,9 @@ class Splicer:
             if n:
                 pieces.append(b",")
             pieces += (before, b'"')
-            _fill(pieces, parts.html, escaped)
+            _fill(pieces, parts.html, html_values)
             pieces += (b'"', middle, b'"')
-            _fill(pieces, parts.text, raw)
+            _fill(pieces, parts.text, text_values)
             pieces += (b'"', after)
         pieces.append(b"]")
         return b"".join(pieces)
@@ -83,6 +86,6 @@ _QUOTED_HTML = orjson.dumps(_HTML_MARK)
 _QUOTED_TEXT = orjson.dumps(_TEXT_MARK)
 
 
-def _fill(pieces: list[bytes], parts: list[Any], values: dict[str, str]) -> None:
+def _fill(pieces: list[bytes], parts: list[Any], values: dict[str, bytes]) -> None:
     for i, part in enumerate(parts):
-        pieces.append(_escaped(values[part]) if i % 2 else part)
+        pieces.append(values[part] if i % 2 else part)
