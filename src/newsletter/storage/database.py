@@ -9,8 +9,10 @@ chained to the driver's error, which --debug shows.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -56,6 +58,22 @@ def open_engine(settings: Settings) -> Engine:
     return engine
 
 
+def _private_database(path: Path, state_dir: Path) -> None:
+    """The list is personal data: .newsletter/ is 0700, the database and the WAL and
+    journal files SQLite makes beside it (it gives them the database's mode) are 0600."""
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.parent.resolve() == state_dir.resolve():
+            state_dir.chmod(0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        for made in (path, *path.parent.glob(path.name + "-*")):
+            if made.is_file() and made.stat().st_mode & 0o077:
+                made.chmod(0o600)
+    except OSError as exc:
+        raise StorageError(f"cannot create the database {path}: {exc.strerror}") from exc
+
+
 def engine_for(settings: Settings) -> Engine:
     """An engine for the workspace's database as it is: no migration runs (open_engine's job)."""
     url = engine_url(settings)
@@ -65,7 +83,7 @@ def engine_for(settings: Settings) -> Engine:
         raise ConfigError("database.url is not a database URL") from exc
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            settings.state_dir.mkdir(parents=True, exist_ok=True)
+            _private_database(Path(parsed.database), settings.state_dir)
         engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json_text)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
