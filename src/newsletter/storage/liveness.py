@@ -24,8 +24,7 @@ senders = Table(
     Index("senders_issue", "issue"),
 )
 
-_SENDERS_TABLE = {
-    "sqlite": """
+_SENDERS_TABLE_SQLITE = """
 CREATE TABLE senders (
     id VARCHAR(40) NOT NULL,
     issue VARCHAR(200) NOT NULL,
@@ -34,17 +33,10 @@ CREATE TABLE senders (
     started_at DATETIME NOT NULL,
     heartbeat_at DATETIME NOT NULL,
     PRIMARY KEY (id)
-)""",
-    "postgresql": """
-CREATE TABLE senders (
-    id VARCHAR(40) NOT NULL,
-    issue VARCHAR(200) NOT NULL,
-    host VARCHAR(255) NOT NULL,
-    pid INTEGER NOT NULL,
-    started_at TIMESTAMP WITH TIME ZONE NOT NULL,
-    heartbeat_at TIMESTAMP WITH TIME ZONE NOT NULL,
-    PRIMARY KEY (id)
-)""",
+)"""
+_SENDERS_TABLE = {
+    "sqlite": _SENDERS_TABLE_SQLITE,
+    "postgresql": _SENDERS_TABLE_SQLITE.replace("DATETIME", "TIMESTAMP WITH TIME ZONE"),
 }
 
 

@@ -36,6 +36,31 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )""",
 }
 
+# Migration 1's ledger table on SQLite; migration 2 rebuilds it from this very text.
+_SQLITE_DELIVERIES_1 = """
+CREATE TABLE deliveries (
+    id INTEGER NOT NULL,
+    issue VARCHAR(200) NOT NULL,
+    subscriber_id INTEGER,
+    email VARCHAR(320) NOT NULL,
+    email_key VARCHAR(320) NOT NULL,
+    name VARCHAR(300) NOT NULL,
+    state VARCHAR(20) NOT NULL,
+    attempt INTEGER NOT NULL,
+    attempt_id VARCHAR(64),
+    claimed_at DATETIME,
+    provider_message_id VARCHAR(300),
+    error TEXT,
+    sent_at DATETIME,
+    updated_at DATETIME NOT NULL,
+    PRIMARY KEY (id),
+    CONSTRAINT deliveries_issue_email UNIQUE (issue, email_key),
+    CONSTRAINT deliveries_state
+        CHECK (state IN ('pending', 'in_flight', 'sent', 'failed', 'skipped')),
+    FOREIGN KEY(issue) REFERENCES sends (issue),
+    FOREIGN KEY(subscriber_id) REFERENCES subscribers (id) ON DELETE SET NULL
+)"""
+
 _INITIAL_SCHEMA = {
     "sqlite": [
         """
@@ -83,29 +108,7 @@ CREATE TABLE sends (
     finished_at DATETIME,
     PRIMARY KEY (issue)
 )""",
-        """
-CREATE TABLE deliveries (
-    id INTEGER NOT NULL,
-    issue VARCHAR(200) NOT NULL,
-    subscriber_id INTEGER,
-    email VARCHAR(320) NOT NULL,
-    email_key VARCHAR(320) NOT NULL,
-    name VARCHAR(300) NOT NULL,
-    state VARCHAR(20) NOT NULL,
-    attempt INTEGER NOT NULL,
-    attempt_id VARCHAR(64),
-    claimed_at DATETIME,
-    provider_message_id VARCHAR(300),
-    error TEXT,
-    sent_at DATETIME,
-    updated_at DATETIME NOT NULL,
-    PRIMARY KEY (id),
-    CONSTRAINT deliveries_issue_email UNIQUE (issue, email_key),
-    CONSTRAINT deliveries_state
-        CHECK (state IN ('pending', 'in_flight', 'sent', 'failed', 'skipped')),
-    FOREIGN KEY(issue) REFERENCES sends (issue),
-    FOREIGN KEY(subscriber_id) REFERENCES subscribers (id) ON DELETE SET NULL
-)""",
+        _SQLITE_DELIVERIES_1,
         "CREATE INDEX deliveries_issue_state ON deliveries (issue, state, id)",
         """
 CREATE TABLE events (
@@ -229,29 +232,10 @@ _LOST_CLAIM = {
     "postgresql": "'1970-01-01 00:00:00+00'",
 }
 
-_DELIVERIES_WITH_UNCERTAIN = """
-CREATE TABLE deliveries_new (
-    id INTEGER NOT NULL,
-    issue VARCHAR(200) NOT NULL,
-    subscriber_id INTEGER,
-    email VARCHAR(320) NOT NULL,
-    email_key VARCHAR(320) NOT NULL,
-    name VARCHAR(300) NOT NULL,
-    state VARCHAR(20) NOT NULL,
-    attempt INTEGER NOT NULL,
-    attempt_id VARCHAR(64),
-    claimed_at DATETIME,
-    provider_message_id VARCHAR(300),
-    error TEXT,
-    sent_at DATETIME,
-    updated_at DATETIME NOT NULL,
-    PRIMARY KEY (id),
-    CONSTRAINT deliveries_issue_email UNIQUE (issue, email_key),
-    CONSTRAINT deliveries_state
-        CHECK (state IN ('pending', 'in_flight', 'sent', 'failed', 'skipped', 'uncertain')),
-    FOREIGN KEY(issue) REFERENCES sends (issue),
-    FOREIGN KEY(subscriber_id) REFERENCES subscribers (id) ON DELETE SET NULL
-)"""
+# SQLite cannot alter a CHECK constraint, so migration 2 copies the table into this one.
+_DELIVERIES_WITH_UNCERTAIN = _SQLITE_DELIVERIES_1.replace(
+    "CREATE TABLE deliveries (", "CREATE TABLE deliveries_new ("
+).replace("'failed', 'skipped')", "'failed', 'skipped', 'uncertain')")
 
 _DELIVERY_COLUMNS = (
     "id, issue, subscriber_id, email, email_key, name, state, attempt, attempt_id,"
