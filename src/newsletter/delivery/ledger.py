@@ -187,6 +187,10 @@ RETURNING id, subscriber_id, email, attempt,
 }
 
 
+def _first(row: Any) -> Any:
+    return row[0]
+
+
 def claim(
     engine: Engine, issue: str, size: int, attempt_id: str, max_attempts: int = 1_000_000
 ) -> list[Claimed]:
@@ -216,7 +220,7 @@ def claim(
             params = (attempt_id, stamp, issue, max_attempts, size)
         taken = conn.exec_driver_sql(_CLAIM[conn.dialect.name], params).fetchall()
         kept, left = [], []
-        for row_id, subscriber_id, email, attempt, status, current in sorted(taken):
+        for row_id, subscriber_id, email, attempt, status, current in sorted(taken, key=_first):
             if status != SubscriberStatus.ACTIVE:
                 left.append(row_id)
             else:
