@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.files import atomic_text, write_atomic
+from newsletter.files import atomic_text, os_problem, shown, write_atomic
 
 
 @pytest.fixture
@@ -77,3 +78,36 @@ def test_workspace_content_and_builds_follow_the_umask(tmp_path: Path, umask_022
     written += [path for path, _ in result.files]
     assert {path.name: mode(path) for path in written} == {p.name: 0o644 for p in written}
     assert mode(result.out_dir) == 0o755
+
+
+# --- echoing what the user gave: one line, not too long (issue 9) ---------------------------
+
+
+def test_shown_keeps_a_plain_value_as_it_is() -> None:
+    assert shown("ana@example.org") == "ana@example.org"
+    assert shown("Zoë Ångström, 日本") == "Zoë Ångström, 日本"
+
+
+@pytest.mark.parametrize(
+    "breaker", ["\n", "\r", "\v", "\f", "\x1c", "\x85", "\u2028", "\u2029", "\x1b", "\u202e"]
+)
+def test_shown_escapes_line_breaks_and_invisible_characters(breaker: str) -> None:
+    """A raw line break in an echoed value made one problem two lines of the report."""
+    text = shown(f"ana@example.org{breaker}Bcc: victim@example.org")
+    assert len(text.splitlines()) == 1 and breaker not in text
+    assert text == repr(f"ana@example.org{breaker}Bcc: victim@example.org")
+
+
+def test_shown_cuts_a_long_value_keeping_both_ends() -> None:
+    """A 100,000-character address was echoed whole: one line of 100,153 characters."""
+    text = shown("x" * 100_000 + "@example.org")
+    assert len(text) == 80 and "..." in text
+    assert text.startswith("xxx") and text.endswith("@example.org")
+    assert len(shown("a\n" * 1000)) < 200  # cut first, then escaped and quoted
+
+
+def test_os_problem_names_a_long_path_shortened() -> None:
+    name = "/tmp/ws/" + "a" * 300
+    line = os_problem(Path("x"), OSError(errno.ENAMETOOLONG, "File name too long", name))
+    assert line.startswith("/tmp/ws/aaa") and line.endswith("aaa: File name too long")
+    assert len(line) < 200

@@ -7,6 +7,7 @@ hold subscribers' data (the database, the outbox, exports) pass private=True: 06
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -57,9 +58,43 @@ def read_toml(path: Path, error: type[Exception]) -> dict[str, Any]:
 
 
 def os_problem(path: Path | str, exc: OSError) -> str:
-    """One line for an operating-system error: the path and what the system said."""
+    """One line for an operating-system error: the path (shortened) and what the system said."""
     where = exc.filename if exc.filename else path
-    return f"{where}: {exc.strerror or exc}"
+    name = os.fsdecode(where) if isinstance(where, bytes) else str(where)
+    return f"{shown(name, PATH_LIMIT)}: {os_reason(exc)}"
+
+
+def os_reason(exc: OSError | RuntimeError) -> str:
+    """What the system said of a path; Path.resolve() raises RuntimeError on a link loop."""
+    if isinstance(exc, RuntimeError):
+        return os.strerror(errno.ELOOP)
+    return exc.strerror or str(exc)
+
+
+PATH_LIMIT = 160  # a path in a message: past 255 bytes is no name, and one line is read
+
+
+def shown(value: str | Path, limit: int = 80) -> str:
+    """A name or value the user gave, as a message echoes it: one line, not too long.
+
+    One longer than `limit` keeps its start and end around "..."; one holding a line break,
+    a control or another invisible character is shown as Python's repr (quoted, escaped),
+    so a problem stays one line and nothing reaches the terminal unseen.
+    """
+    text = _cut(str(value), limit)
+    return text if text.isprintable() else repr(text)
+
+
+def quoted(value: str | Path, limit: int = 80) -> str:
+    """As shown(), always in quotes: 'spring update', 'a\\nb'."""
+    return repr(_cut(str(value), limit))
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) * 2 // 3
+    return f"{text[:head]}...{text[len(text) - (limit - 3 - head) :]}"
 
 
 @contextmanager
