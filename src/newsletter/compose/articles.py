@@ -35,7 +35,7 @@ from newsletter.compose.front_matter import (
 )
 from newsletter.compose.links import checked_url
 from newsletter.compose.markup import escape_markdown, html_to_markdown, sanitize
-from newsletter.config_checks import CONTROL_CHARACTERS
+from newsletter.config_checks import CONTROL_CHARACTERS, LINE_BREAKS
 from newsletter.errors import ContentError, FrontMatterError
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
@@ -172,10 +172,22 @@ def clean_text(text: str) -> str:
     return "\n".join(re.sub(r" {2,}", " ", line).rstrip() for line in text.split("\n")).strip()
 
 
+def clean_line(text: str) -> str:
+    """clean_text for a field shown as one line: a title, an author, a summary, alt text.
+
+    Each line break str.splitlines() knows (U+2028, U+2029, NEL, ...) becomes a space, so
+    the front matter `add` writes always reads back: a Markdown title refuses them.
+    """
+    return re.sub(r" {2,}", " ", LINE_BREAKS.sub(" ", clean_text(text))).strip()
+
+
 def read_text(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Article:
-    """Read a plain-text article: title, date line, standfirst, paragraphs."""
+    """Read a plain-text article: title, date line, standfirst, paragraphs.
+
+    A paragraph's lines are joined with spaces, wherever str.splitlines() ends a line.
+    """
     blocks = [
-        " ".join(line.strip() for line in block.split("\n") if line.strip())
+        " ".join(line.strip() for line in block.splitlines() if line.strip())
         for block in re.split(r"\n\s*\n", clean_text(text))
     ]
     blocks = [b for b in blocks if b]
@@ -231,7 +243,7 @@ def read_html(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Articl
     for bad in doc.xpath("//script|//style|//noscript|//template|//nav|//header|//footer"):
         bad.drop_tree()
 
-    def meta(*names: str, clean: Callable[[str], str] = clean_text) -> str | None:
+    def meta(*names: str, clean: Callable[[str], str] = clean_line) -> str | None:
         for name in names:
             found = doc.xpath(f'//meta[@name="{name}" or @property="{name}"]/@content')
             if found and str(found[0]).strip():
@@ -244,9 +256,9 @@ def read_html(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Articl
     heading = next(iter(container.xpath(".//h1")), None)
     title = None
     if heading is not None:
-        title = clean_text(heading.text_content())
+        title = clean_line(heading.text_content())
         heading.drop_tree()
-    title = title or meta("og:title") or clean_text(" ".join(doc.xpath("//title/text()")))
+    title = title or meta("og:title") or clean_line(" ".join(doc.xpath("//title/text()")))
     if not title:
         raise ContentError(f"{path}:1: article has no title (add an <h1> or a <title>)")
 

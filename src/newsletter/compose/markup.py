@@ -74,13 +74,14 @@ def markdown_to_html(text: str) -> str:
 
     Headings shift down one level: the email's own <h1> is the newsletter's name and each
     article's title is an <h2>, so a "# Heading" inside a body becomes <h3>. Control
-    characters go first: no reader sees them, and lxml refuses them.
+    characters go, before and after: no reader sees them, and lxml refuses them; the
+    sanitizer writes a reference such as &#27; in raw HTML out as the character itself.
     """
     rendered = _markdown().render(CONTROL_CHARACTERS.sub("", text))
     rendered = re.sub(
         r"<(/?)h([1-5])>", lambda m: f"<{m.group(1)}h{int(m.group(2)) + 1}>", rendered
     )
-    return sanitize(rendered)
+    return CONTROL_CHARACTERS.sub("", sanitize(rendered))
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&#!~])")
