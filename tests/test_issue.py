@@ -227,3 +227,60 @@ def test_control_characters_in_articles_are_stripped_with_a_warning(
     assert len(issue.warnings) == 3
     assert all("control character" in w for w in issue.warnings)
     assert any(w.startswith(f"{folder / 'b.txt'}:1:") for w in issue.warnings)
+
+
+# --- hostile names and paths: one line each (issue 9) ---------------------------------------
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\u2029", "\x85"])
+def test_add_writes_articles_that_build_whatever_line_breaks_they_hold(
+    settings: Settings, issue_dir: Path, tmp_path: Path, breaker: str
+) -> None:
+    """`add` wrote a title holding U+2028/U+2029 that the build then refused."""
+    text = write(tmp_path / "a.txt", f"Line{breaker}sep{breaker}title\n\nBody.\n")
+    page = write(tmp_path / "b.html", f"<h1>Para{breaker}sep</h1><p>Line{breaker}sep</p>")
+    written = add_articles(issue_dir, [text, page], settings)
+    issue = load_issue(issue_dir, settings)
+    titles = {a.source.name: a.title for a in issue.articles}
+    assert [titles[p.name] for p in written] == ["Line sep title", "Para sep"]
+
+
+def test_new_quotes_a_slug_with_a_line_break(settings: Settings) -> None:
+    """A slug's raw line break made one problem two Error lines."""
+    with pytest.raises(ContentError) as info:
+        new_issue(settings, "a\nb")
+    assert str(info.value).splitlines() == [
+        "slug 'a\\nb' must be lowercase letters, digits and hyphens, e.g. spring-update"
+    ]
+    with pytest.raises(ContentError) as info:
+        new_issue(settings, "a\u2028" * 100)
+    assert len(str(info.value).splitlines()) == 1 and "\\u2028" in str(info.value)
+
+
+def test_resolve_issue_with_a_name_too_long_for_a_file_name(settings: Settings) -> None:
+    """OSError "File name too long" escaped resolve_issue as a traceback."""
+    with pytest.raises(ContentError) as info:
+        resolve_issue(settings, "a" * 300)
+    message = str(info.value)
+    assert len(message.splitlines()) == 1 and "File name too long" in message
+    assert "aaaa" in message and len(message) < 300
+
+
+def test_resolve_issue_quotes_a_name_with_a_line_break(settings: Settings) -> None:
+    with pytest.raises(ContentError) as info:
+        resolve_issue(settings, "wel\ncome")
+    assert len(str(info.value).splitlines()) == 1 and "wel\\ncome" in str(info.value)
+
+
+def test_a_listed_article_that_is_a_symlink_loop_is_one_problem(
+    settings: Settings, issue_dir: Path
+) -> None:
+    """RuntimeError "Symlink loop" from Path.resolve escaped the build."""
+    (issue_dir / "loop.md").symlink_to("loop.md")
+    toml = issue_dir / "issue.toml"
+    toml.write_text(toml.read_text().replace('.html",\n]', '.html",\n    "loop.md",\n]'))
+    with pytest.raises(ContentError) as info:
+        load_issue(issue_dir, settings)
+    assert str(info.value).splitlines() == [
+        f"{toml}: article 'loop.md' cannot be read: Too many levels of symbolic links"
+    ]

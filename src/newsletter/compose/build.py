@@ -32,7 +32,7 @@ from newsletter.compose.render import Rendered, render, template_digests
 from newsletter.compose.sources import inputs_digest, source_hash
 from newsletter.config import Settings
 from newsletter.errors import ContentError
-from newsletter.files import os_problem, write_atomic
+from newsletter.files import PATH_LIMIT, os_problem, shown, write_atomic
 
 # Gmail clips an HTML part beyond about 102 KB, hiding the footer and unsubscribe link.
 GMAIL_CLIP_BYTES = 102_000
@@ -166,15 +166,26 @@ def build_issue(settings: Settings, folder: Path, out_dir: Path | None = None) -
 
 
 def write_build(target: Path, outputs: dict[str, bytes]) -> None:
-    """Put `outputs` in the folder `target` all at once, or leave it as it was."""
-    if target.exists() and not target.is_dir():
-        raise ContentError(f"{target}: is a file; a build is written to a folder")
+    """Put `outputs` in the folder `target` all at once, or leave it as it was.
+
+    A `target` that is a symbolic link (to a shared drive, say) stays one: the files go
+    into the folder it points to. Swapping would put a folder in the link's place.
+    """
     try:
-        if target.is_dir() and any(p.name not in outputs for p in target.iterdir()):
+        if target.is_symlink() and not target.is_dir():
+            raise ContentError(
+                f"{shown(target, PATH_LIMIT)}: is a link to {shown(os.readlink(target))}, "
+                "which is not a folder; a build is written to a folder"
+            )
+        if target.exists() and not target.is_dir():
+            raise ContentError(f"{target}: is a file; a build is written to a folder")
+        if target.is_symlink() or (
+            target.is_dir() and any(p.name not in outputs for p in target.iterdir())
+        ):
             _write_among_others(target, outputs)
         else:
             _swap_in(target, outputs)
-    except OSError as exc:
+    except OSError as exc:  # a full disk, a read-only folder, a name past 255 bytes
         raise ContentError(
             f"cannot write the build: {os_problem(target, exc)} (the previous build is unchanged)"
         ) from exc
@@ -239,7 +250,7 @@ def _new_folder_beside(target: Path) -> Path:
 
 
 def _write_among_others(target: Path, outputs: dict[str, bytes]) -> None:
-    """A folder that holds other files too (`--out`): stage every file, then rename each.
+    """A folder that holds other files too (`--out`), or a link's: stage all, rename each.
 
     Swapping the folder would take the other files with it; here only the renames, which
     need no space, come after the first new file is in place.

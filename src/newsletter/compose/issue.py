@@ -29,7 +29,15 @@ from newsletter.compose.dates import parse_date
 from newsletter.config import Settings
 from newsletter.config_checks import CONTROL_CHARACTERS, line_problem
 from newsletter.errors import ContentError
-from newsletter.files import os_problem, read_toml, write_atomic
+from newsletter.files import (
+    PATH_LIMIT,
+    os_problem,
+    os_reason,
+    quoted,
+    read_toml,
+    shown,
+    write_atomic,
+)
 
 ISSUE_FILE = "issue.toml"
 ISSUE_KEYS = ("subject", "preheader", "date", "intro", "articles", "template")
@@ -68,9 +76,13 @@ class Issue:
 def resolve_issue(settings: Settings, ref: str | Path) -> Path:
     """Find an issue folder from a path or a slug ("first-issue" or "2026-11-26-first-issue")."""
     given = Path(ref).expanduser()
+    trouble: OSError | RuntimeError | None = None
     for candidate in (given, settings.root / given):
-        if (candidate / ISSUE_FILE).is_file():
-            return candidate.resolve()
+        try:
+            if (candidate / ISSUE_FILE).is_file():
+                return candidate.resolve()
+        except (OSError, RuntimeError) as exc:  # a name past 255 bytes, a loop of links
+            trouble = trouble or exc
     text = str(ref).strip("/")
     if "/" not in text and settings.issues_dir.is_dir():
         matches = sorted(
@@ -87,10 +99,13 @@ def resolve_issue(settings: Settings, ref: str | Path) -> Path:
         if len(matches) > 1:
             names = ", ".join(p.name for p in matches)
             raise ContentError(f"issue '{ref}' is ambiguous: {names}; give the folder name")
+    if trouble is not None:
+        raise ContentError(f"issue {quoted(ref)} not found ({os_reason(trouble)})") from trouble
     if given.is_dir():
-        raise ContentError(f"{given}: no {ISSUE_FILE} in this folder")
+        raise ContentError(f"{shown(given)}: no {ISSUE_FILE} in this folder")
     raise ContentError(
-        f"issue '{ref}' not found: no folder {given} and no issues/*-{text} with {ISSUE_FILE}"
+        f"issue {quoted(ref)} not found: no folder {shown(given)} "
+        f"and no issues/*-{shown(text)} with {ISSUE_FILE}"
     )
 
 
@@ -185,17 +200,23 @@ def _article_paths(
         found = article_files(folder)
         outside = [p for p in found if not _inside(p, folder)]
         for source in outside:  # a symbolic link to a file elsewhere
-            problems.append(f"{path}: article '{source.name}' must be inside the issue folder")
+            problems.append(
+                f"{path}: article {quoted(source.name, PATH_LIMIT)} must be inside the issue folder"
+            )
         return [p for p in found if p not in outside]
     paths = []
     for name in listed:
-        source = (folder / name).resolve()
-        if not _inside(source, folder):
-            problems.append(f"{path}: article '{name}' must be inside the issue folder")
-        elif not source.is_file():
-            problems.append(f"{path}: article '{name}' not found in {folder}")
-        else:
-            paths.append(source)
+        given = f"{path}: article {quoted(name, PATH_LIMIT)}"
+        try:
+            source = (folder / name).resolve()
+            if not _inside(source, folder):
+                problems.append(f"{given} must be inside the issue folder")
+            elif not source.is_file():
+                problems.append(f"{given} not found in {folder}")
+            else:
+                paths.append(source)
+        except (OSError, RuntimeError) as exc:  # a link to itself, a name too long
+            problems.append(f"{given} cannot be read: {os_reason(exc)}")
     return paths
 
 
@@ -219,12 +240,12 @@ def new_issue(
     """Create issues/<date>-<slug>/issue.toml and return the folder."""
     if len(slug) > MAX_SLUG:
         raise ContentError(
-            f"slug '{slug[:20]}...' is {len(slug)} characters long: "
+            f"slug {quoted(slug, 20)} is {len(slug)} characters long: "
             f"use at most {MAX_SLUG} characters"
         )
     if not _SLUG.match(slug):
         raise ContentError(
-            f"slug '{slug}' must be lowercase letters, digits and hyphens, e.g. spring-update"
+            f"slug {quoted(slug)} must be lowercase letters, digits and hyphens, e.g. spring-update"
         )
     day = date or dt.date.today()
     folder = settings.issues_dir / f"{day.isoformat()}-{slug}"
