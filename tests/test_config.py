@@ -24,6 +24,25 @@ def test_not_found(tmp_path: Path) -> None:
         find_workspace(explicit=tmp_path)
 
 
+def test_a_workspace_path_too_long_is_one_line(tmp_path: Path) -> None:
+    """OSError "File name too long" escaped find_workspace as a traceback."""
+    with pytest.raises(ConfigError) as info:
+        find_workspace(explicit=tmp_path / ("a" * 300))
+    message = str(info.value)
+    assert len(message.splitlines()) == 1 and message.endswith("File name too long)")
+    assert "aaaa" in message and len(message) < 300
+
+
+def test_a_workspace_that_is_a_symlink_loop_is_one_line(tmp_path: Path) -> None:
+    """RuntimeError "Symlink loop" from Path.resolve escaped find_workspace."""
+    (tmp_path / "loop").symlink_to("loop")
+    with pytest.raises(ConfigError) as info:
+        find_workspace(explicit=tmp_path / "loop")
+    assert str(info.value) == (
+        f"{tmp_path / 'loop'}: cannot be the workspace (Too many levels of symbolic links)"
+    )
+
+
 def test_defaults(tmp_path: Path) -> None:
     write(tmp_path / "newsletter.toml", MINIMAL)
     settings = load_settings(tmp_path, environ={})

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from newsletter.audience import importing
 from newsletter.audience import subscribers as subscriber_module
 from newsletter.audience.addresses import normalize_address
-from newsletter.audience.exporting import export_csv
+from newsletter.audience.exporting import export_csv, export_file
 from newsletter.audience.importing import ImportRejected, import_csv
 from newsletter.audience.segments import Tag, parse_segment
 from newsletter.audience.subscribers import (
@@ -349,6 +349,17 @@ def test_export_round_trip(engine: Engine, tmp_path: Path) -> None:
     assert lines[1].startswith('a@example.org,"A, B",x;y,active,') and lines[1].endswith(",Leeds")
     again = import_csv(engine, csv_file(tmp_path, out.getvalue(), name="again.csv"))
     assert (again.added, again.updated, again.unchanged) == (0, 0, 2)
+
+
+def test_export_to_a_name_too_long_is_one_line(engine: Engine, tmp_path: Path) -> None:
+    """OSError "File name too long" escaped export_file as a traceback."""
+    add_subscriber(engine, "a@example.org")
+    with pytest.raises(SubscriberError) as info:
+        export_file(engine, tmp_path / ("a" * 300))
+    message = str(info.value)
+    assert len(message.splitlines()) == 1 and message.endswith(": File name too long")
+    assert message.startswith("cannot write the export: ") and len(message) < 300
+    assert list(tmp_path.iterdir()) == [tmp_path / "ws"]  # the workspace, nothing more
 
 
 # --- reading and segments --------------------------------------------------------------------

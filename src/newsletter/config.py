@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from newsletter import config_checks as check
 from newsletter.errors import ConfigError
-from newsletter.files import read_toml
+from newsletter.files import PATH_LIMIT, os_reason, read_toml, shown
 
 CONFIG_FILE = "newsletter.toml"
 # Scripts written right to left; used for the dir attribute when `direction` is "auto".
@@ -209,14 +209,24 @@ class Settings:
 def find_workspace(start: Path | None = None, explicit: Path | None = None) -> Path:
     """Return the folder holding newsletter.toml: `explicit`, or the nearest above `start`."""
     if explicit is not None:
-        root = explicit.expanduser().resolve()
-        if not (root / CONFIG_FILE).is_file():
+        try:
+            root = explicit.expanduser().resolve()
+            found = (root / CONFIG_FILE).is_file()
+        except (OSError, RuntimeError) as exc:  # a name past 255 bytes, a link to itself
+            raise ConfigError(
+                f"{shown(explicit, PATH_LIMIT)}: cannot be the workspace ({os_reason(exc)})"
+            ) from exc
+        if not found:
             raise ConfigError(f"{root}: no {CONFIG_FILE} here (create one with `newsletter init`)")
         return root
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / CONFIG_FILE).is_file():
-            return folder
+    try:
+        here = (start or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            if (folder / CONFIG_FILE).is_file():
+                return folder
+    except (OSError, RuntimeError) as exc:  # a folder gone or not ours to read
+        where = shown(start or ".", PATH_LIMIT)
+        raise ConfigError(f"cannot look for {CONFIG_FILE} from {where} ({os_reason(exc)})") from exc
     raise ConfigError(
         f"no {CONFIG_FILE} in {here} or any folder above it; "
         "run `newsletter init` or pass --workspace DIR"

@@ -16,7 +16,7 @@ import tomlkit
 from newsletter import config_checks as check
 from newsletter.config import CONFIG_FILE
 from newsletter.errors import ConfigError
-from newsletter.files import os_problem, write_atomic
+from newsletter.files import PATH_LIMIT, os_problem, shown, write_atomic
 
 _PACKAGE_DATA = Path(__file__).parent / "_data"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -73,15 +73,19 @@ def starter_config(name: str) -> str:
 
 def init_workspace(root: Path, name: str = "My Newsletter") -> list[Path]:
     """Create newsletter.toml, templates/ and issues/ with a sample issue in `root`."""
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"{root}: is a file, not a folder; give a new folder for the workspace")
-    config = root / CONFIG_FILE
-    if config.exists():
-        raise ConfigError(f"{config}: already exists; this folder is a workspace")
-    text = starter_config(name)
     try:
-        return _create(root, text)
-    except OSError as exc:
+        if root.exists() and not root.is_dir():
+            raise ConfigError(
+                f"{shown(root, PATH_LIMIT)}: is a file, not a folder; "
+                "give a new folder for the workspace"
+            )
+        config = root / CONFIG_FILE
+        if config.exists():
+            raise ConfigError(
+                f"{shown(config, PATH_LIMIT)}: already exists; this folder is a workspace"
+            )
+        return _create(root, starter_config(name))
+    except OSError as exc:  # a name past 255 bytes, a read-only disk, ...
         raise ConfigError(f"cannot create the workspace: {os_problem(root, exc)}") from exc
 
 

@@ -55,12 +55,12 @@ def export_file(
 ) -> int:
     """export_csv into a file only its owner can read (it is subscribers' data), whole or
     not at all; a folder or a path that cannot be written is one clear SubscriberError."""
-    if path.is_dir():
-        raise SubscriberError(f"{path}: is a folder; name a file, e.g. {path / 'list.csv'}")
     try:
+        if path.is_dir():
+            raise SubscriberError(f"{path}: is a folder; name a file, e.g. {path / 'list.csv'}")
         with atomic_text(path, private=True) as handle:
             return export_csv(engine, handle, status=status, segment=segment)
-    except OSError as exc:
+    except OSError as exc:  # a read-only folder, a full disk, a name past 255 bytes
         raise SubscriberError(f"cannot write the export: {os_problem(path, exc)}") from exc
 
 
