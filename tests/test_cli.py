@@ -252,3 +252,54 @@ def test_add_warns_about_control_characters_it_removed(workspace: Path, tmp_path
     assert re.search(r"Warning: .*pasted\.txt:1: removed control characters", result.stderr)
     written = workspace / "issues" / EXAMPLE / "pasted-0m-title.md"
     assert "\x1b" not in written.read_text() and "\x07" not in written.read_text()
+
+
+# --- hostile paths and values: one line each (issue 9) --------------------------------------
+
+
+def test_init_with_a_path_too_long_is_one_line(tmp_path: Path) -> None:
+    """OSError "File name too long" escaped init_workspace as a traceback."""
+    result = runner.invoke(app, ["init", str(tmp_path / ("a" * 300)), "--name", "N"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot create the workspace: ")
+    assert lines[0].endswith(": File name too long") and len(lines[0]) < 300
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_import_report_shows_each_address_on_one_short_line(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """An address's line breaks were printed raw, a 100,000-character one whole."""
+    path = tmp_path / "m.csv"
+    long = "x" * 100_000 + "@example.org"
+    path.write_text(f'email\n"ana@example.org\nBcc: v@example.org"\n{long}\n', encoding="utf-8")
+    base = ["--workspace", str(workspace), "subscribers", "import", str(path)]
+    for extra in ([], ["--dry-run"]):
+        result = runner.invoke(app, [*base, *extra])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 3, result.stderr
+        assert lines[0].startswith(f"{path}:2: 'ana@example.org\\nBcc: v@example.org': ")
+        assert re.match(rf"{re.escape(str(path))}:4: x+\.\.\.x+@example\.org: ", lines[1])
+        assert len(lines[1]) < 300
+        assert lines[2].startswith("Error: ")
+
+
+def test_an_os_error_that_escapes_a_command_is_one_line(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The safety net: an OSError no module turned into an error of ours."""
+    import errno
+
+    from newsletter.cli import content
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", "/srv/news/build")
+
+    monkeypatch.setattr(content, "build_issue", refuse)
+    result = runner.invoke(app, ["--workspace", str(workspace), "build", "welcome"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.stderr == "Error: /srv/news/build: Permission denied\n"
+    result = runner.invoke(app, ["--workspace", str(workspace), "--debug", "build", "welcome"])
+    assert isinstance(result.exception, PermissionError)  # --debug shows the traceback

@@ -507,22 +507,7 @@ REAL = {
     "segment-sql-injection",
 }
 # Findings in code being fixed elsewhere; remove a mark when its case passes.
-XFAIL = {
-    "add-line-separators.txt": "add writes a title holding U+2028/U+2029 that build refuses",
-    "add-line-separators.html": "add writes a title holding U+2028/U+2029 that build refuses",
-    "import-header-injection-addresses.csv": "a report row prints an address's line breaks raw",
-    "import-dry-run-header-injection-addresses.csv": "a report row prints line breaks raw",
-    "import-100k-character-email.csv": "a report row prints a 100,000-character address whole",
-    "path-300-characters": "OSError: File name too long escapes init_workspace",
-    "slug-newline": "new echoes a slug's line break raw: one problem, two Error lines",
-    "build-issue-300-characters": "OSError: File name too long escapes resolve_issue",
-    "build-out-300-characters": "OSError: File name too long escapes write_build",
-    "workspace-300-characters": "OSError: File name too long escapes find_workspace",
-    "export-to-300-characters": "OSError: File name too long escapes export_file",
-    "build-symlink-loop-article.md": "RuntimeError: Symlink loop escapes _article_paths",
-    "workspace-symlink-loop": "RuntimeError: Symlink loop escapes find_workspace",
-    "build-out-symlink-to-a-folder": "the link is renamed to .out.*.old and left behind",
-}
+XFAIL: dict[str, str] = {}
 
 
 assert REAL <= CASES.keys() and XFAIL.keys() <= CASES.keys(), "a mark names no case"

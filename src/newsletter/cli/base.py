@@ -6,6 +6,7 @@ appears only with --debug.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,11 +18,17 @@ from typer.core import TyperGroup
 from newsletter import __version__
 from newsletter.config import Settings, load_workspace
 from newsletter.errors import NewsletterError
+from newsletter.files import os_problem, os_reason
 from newsletter.storage import open_engine
 
 
 class Group(TyperGroup):
-    """Turns library errors into `Error: ...` lines instead of tracebacks."""
+    """Turns library errors into `Error: ...` lines instead of tracebacks.
+
+    An OSError that no module turned into one of ours (a bug, but the user's disk said
+    something true) becomes one `Error: <path>: <what the system said>` line too; a closed
+    pipe (`| head`) is left to Click, which exits quietly.
+    """
 
     def invoke(self, ctx: Any) -> Any:  # typer.Context is a subclass of its own
         try:
@@ -31,6 +38,12 @@ class Group(TyperGroup):
                 raise
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 typer.echo(f"Error: {line}", err=True)
+            raise typer.Exit(1) from None
+        except OSError as exc:
+            if (ctx.obj or {}).get("debug") or exc.errno == errno.EPIPE:
+                raise
+            line = os_problem(exc.filename, exc) if exc.filename else os_reason(exc)
+            typer.echo(f"Error: {line}", err=True)
             raise typer.Exit(1) from None
 
 

@@ -19,6 +19,7 @@ from newsletter.audience.subscribers import (
 )
 from newsletter.cli.base import Group, app, list_engine, show
 from newsletter.errors import ImportRejected
+from newsletter.files import shown
 
 subscribers_app = typer.Typer(
     cls=Group,
@@ -123,9 +124,13 @@ def _print_report(report: ImportReport, outcome: str) -> None:
 
 
 def _print_problems(report: ImportReport) -> None:
+    """One line a problem: an address with a line break or 100,000 characters is shown
+    escaped and cut, never raw (it would make one problem several lines, or a wall)."""
     for problem in report.problems:
         typer.echo(
-            f"{report.path}:{problem.line}: {problem.email or '-'}: {problem.reason}", err=True
+            f"{report.path}:{problem.line}: {shown(problem.email) if problem.email else '-'}: "
+            f"{shown(problem.reason, 300)}",
+            err=True,
         )
     hidden = report.skipped + report.invalid + report.kept_status - len(report.problems)
     if hidden > 0:
