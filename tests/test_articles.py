@@ -353,3 +353,15 @@ def test_a_character_reference_to_a_control_in_raw_html_is_dropped(text: str) ->
     html = markdown_to_html(text)
     assert not any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in html), html
     html_to_text(html, "https://example.org/")
+
+
+def test_a_front_matter_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "twice.md",
+        "---\ntitle: The first\nauthor: Ana\ntitle: The second\n---\nBody.\n",
+    )
+    with pytest.raises(FrontMatterError, match=r"twice\.md:4: front-matter key 'title' is given "
+                       r"twice \(first on line 2\)"):  # fmt: skip
+        read_article(path)
+    nested = write(tmp_path / "nested.md", "---\ntitle: One\nsummary: |\n  title: text\n---\nB.\n")
+    assert read_article(nested).title == "One"  # a key-like line inside a value is not a key

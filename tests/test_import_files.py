@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,20 @@ def test_utf16_without_a_byte_order_mark_is_one_line(engine: Engine, tmp_path: P
     path.write_bytes(b"\x00\x00")
     with pytest.raises(SubscriberError, match=r"m\.csv:1: not valid utf-16 text \(UTF-16 stream"):
         import_csv(engine, path, encoding="utf-16")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("email,name,email", "the header has 2 email columns (email, email)"),
+        ("email,e-mail,name", "the header has 2 email columns (email, e-mail)"),
+        ("email,city,City", "the column 'city' appears twice in the header"),
+    ],
+)
+def test_a_column_given_twice_is_refused(
+    engine: Engine, tmp_path: Path, header: str, expected: str
+) -> None:
+    path = write(tmp_path / "twice.csv", f"{header}\nana@example.org,Ana,x\n")
+    with pytest.raises(SubscriberError, match=re.escape(f"twice.csv:1: {expected}")):
+        import_csv(engine, path)
+    assert list(iter_subscribers(engine)) == []

@@ -101,6 +101,7 @@ def read_rows(
                 raise SubscriberError(f"{path}: the file is empty")
             header = [from_spreadsheet(h) for h in header]
             columns = [h.strip().lower().lstrip("\ufeff") for h in header]
+            _refuse_repeated_columns(path, columns)
             email_at = next((i for i, c in enumerate(columns) if c in EMAIL_COLUMNS), None)
             if email_at is None:
                 raise SubscriberError(
@@ -195,6 +196,20 @@ def _check_runaway(
 
 def _reason(exc: UnicodeError) -> str:
     return exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
+
+
+def _refuse_repeated_columns(path: Path, columns: list[str]) -> None:
+    """Two columns of one name (or two email columns) would silently lose one of them."""
+    emails = [c for c in columns if c in EMAIL_COLUMNS]
+    if len(emails) > 1:
+        raise SubscriberError(
+            f"{path}:1: the header has {len(emails)} email columns ({', '.join(emails)}); keep one"
+        )
+    seen: set[str] = set()
+    for column in columns:
+        if column and column in seen:
+            raise SubscriberError(f"{path}:1: the column {column!r} appears twice in the header")
+        seen.add(column)
 
 
 def _dialect(handle: TextIO) -> type[csv.Dialect]:

@@ -53,12 +53,31 @@ def split_front_matter(path: Path, text: str) -> tuple[dict[str, Any], dict[str,
         raise FrontMatterError(f"{path}:2: broken front matter: nested too deeply") from exc
     if not isinstance(meta, dict):
         raise FrontMatterError(f"{path}:2: front matter must be 'key: value' lines")
+    _refuse_repeated_keys(path, block)
     key_lines: dict[str, int] = {}
     for number, line in enumerate(lines[1:end], start=2):
         match = re.match(r"^([A-Za-z_][\w-]*)\s*:", line)
         if match:
             key_lines.setdefault(match.group(1), number)
     return {str(k): v for k, v in meta.items()}, key_lines, "\n".join(lines[end + 1 :])
+
+
+def _refuse_repeated_keys(path: Path, block: str) -> None:
+    """YAML keeps the last of two equal keys without a word: a second `title:` pasted
+    under the first would silently win. Refuse it, naming both lines."""
+    node = yaml.compose(block, Loader=_FrontMatterLoader)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first: dict[str, int] = {}
+    for key, _ in node.value:
+        line = key.start_mark.line + 2  # the block starts on the file's second line
+        if isinstance(key, yaml.ScalarNode) and key.value in first:
+            raise FrontMatterError(
+                f"{path}:{line}: front-matter key '{key.value}' is given twice "
+                f"(first on line {first[key.value]}); keep one"
+            )
+        if isinstance(key, yaml.ScalarNode):
+            first[key.value] = line
 
 
 def check_front_matter(
