@@ -36,6 +36,7 @@ FORBIDDEN = [
     ("newsletter.delivery.providers", "newsletter.delivery."),
     ("newsletter.delivery.ledger", "newsletter.delivery.providers"),
     ("newsletter.delivery.status", "newsletter.delivery.providers"),
+    ("newsletter.delivery.recovery", "newsletter.delivery.providers"),
     ("newsletter.delivery.pacing", "newsletter.delivery.providers"),
 ]
 

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select, update
 
 from newsletter.audience.subscribers import add_subscriber, remove_subscriber
 from newsletter.config import Settings
-from newsletter.delivery import ledger
+from newsletter.delivery import ledger, recovery
 from newsletter.delivery.ledger import Answer, State
 from newsletter.delivery.senders import STALE, Sender, dead_senders, senders_in_flight
 from newsletter.delivery.status import ledger_status
@@ -118,14 +118,14 @@ def test_lost_answers_are_uncertain_until_requeued_or_reclaimed(started: Engine)
     assert status.counts["uncertain"] == 2 and status.counts["in_flight"] == 0
     assert status.uncertain == [c.email for c in lost]
     assert not ledger.finish(started, ISSUE)
-    batches = ledger.uncertain_batches(started, ISSUE)
+    batches = recovery.uncertain_batches(started, ISSUE)
     assert list(batches) == ["a1"] and [c.id for c in batches["a1"]] == [c.id for c in lost]
     # Reclaiming needs the old attempt id: a stale one takes nothing.
-    assert ledger.reclaim(started, lost, "wrong", "a2") == []
-    assert [c.id for c in ledger.reclaim(started, lost, "a1", "a2")] == [c.id for c in lost]
+    assert recovery.reclaim(started, lost, "wrong", "a2") == []
+    assert [c.id for c in recovery.reclaim(started, lost, "a1", "a2")] == [c.id for c in lost]
     assert {states(started)[c.email] for c in lost} == {State.IN_FLIGHT}
     ledger.mark_uncertain(started, lost, "a2", "dropped")
-    assert ledger.requeue(started, lost, "a2") == 2
+    assert recovery.requeue(started, lost, "a2") == 2
     assert {states(started)[c.email] for c in lost} == {State.PENDING}
 
 
@@ -157,7 +157,7 @@ def test_rows_of_a_dead_sender_become_uncertain(started: Engine) -> None:
     status = ledger_status(started, ISSUE, 600)  # seen at once, before anyone writes it down
     assert status.counts["uncertain"] == 2 and status.counts["in_flight"] == 0
     assert status.counts["pending"] == 3  # the one that never left, and the two untouched
-    assert ledger.orphan(started, ISSUE, {sender.id}, 600) == (2, 1)
+    assert recovery.orphan(started, ISSUE, {sender.id}, 600) == (2, 1)
     assert {states(started)[c.email] for c in claimed} == {State.UNCERTAIN}
     assert states(started)[unsent[0].email] == State.PENDING
     assert ledger.claim(started, ISSUE, 1, "next")[0].attempt == 1  # that try did not count
@@ -175,7 +175,7 @@ def test_a_batch_older_than_the_lease_is_lost_even_if_its_sender_lives(started: 
                 .values(claimed_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=605))
             )
         assert ledger_status(started, ISSUE, 600).counts["uncertain"] == 2
-        assert ledger.orphan(started, ISSUE, set(), 600) == (2, 0)
+        assert recovery.orphan(started, ISSUE, set(), 600) == (2, 0)
     assert {states(started)[c.email] for c in claimed} == {State.UNCERTAIN}
 
 
@@ -193,8 +193,8 @@ def test_quitting_keeps_only_what_left_uncertain(started: Engine) -> None:
     sent_off = ledger.claim(started, ISSUE, 2, "a1")
     ledger.on_the_wire(started, sent_off, "a1")
     kept = ledger.claim(started, ISSUE, 2, "a2")
-    ledger.abandon(started, sent_off, "a1", "quit")
-    ledger.abandon(started, kept, "a2", "quit")
+    recovery.abandon(started, sent_off, "a1", "quit")
+    recovery.abandon(started, kept, "a2", "quit")
     assert {states(started)[c.email] for c in sent_off} == {State.UNCERTAIN}
     assert {states(started)[c.email] for c in kept} == {State.PENDING}
 
@@ -212,6 +212,6 @@ def test_finish_only_when_nothing_is_left(started: Engine) -> None:
 def test_reopen_puts_failed_rows_back(started: Engine) -> None:
     claimed = ledger.claim(started, ISSUE, 2, "a1")
     ledger.record(started, [Answer(c, State.FAILED, error="refused") for c in claimed], "a1")
-    ledger.reopen(started, [c.id for c in claimed], "send stopped")
+    recovery.reopen(started, [c.id for c in claimed], "send stopped")
     assert {states(started)[c.email] for c in claimed} == {State.PENDING}
     assert ledger.pending_count(started, ISSUE) == 5

@@ -5,12 +5,13 @@
                                     └──────────── paced (pacing), resumable ◀─────────┘
 
 Modules, in the order a send uses them: `plan` (what a send would do, checked before it
-starts), `lock` (one sender per issue on SQLite), `ledger` (one row per recipient; every
-state change), `addressing` and `tokens` (each recipient's message and signed link),
-`pacing` (token bucket, retry policy), `connect` and `providers/` (one adapter file per
-provider), `engine` (the run loop), `report` and `status` (what a send tells and what the
-ledger holds), `dry_run`, and `test_copies` (the "[TEST] " copies editors send themselves,
-which never touch the ledger).
+starts), `senders` (each send registered in the database; who is alive), `ledger` (one
+row per recipient: snapshot, claim, answer), `recovery` (what becomes of rows a dead or
+interrupted send left, and of uncertain and refused rows on request), `addressing` and
+`tokens` (each recipient's message and signed link), `pacing` (token bucket, retry
+policy), `connect` and `providers/` (one adapter file per provider), `engine` (the run
+loop), `report` and `status` (what a send tells and what the ledger holds), `dry_run`,
+and `test_copies` (the "[TEST] " copies editors send themselves, never in the ledger).
 
 How a message travels. The build rendered and inlined the issue once; its HTML and text
 still hold a placeholder token for each per-recipient field (`x-newsletter:` with the

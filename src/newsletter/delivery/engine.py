@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from newsletter.audience.subscribers import count_audience
 from newsletter.compose.build import content_hash, load_built
 from newsletter.config import Settings
-from newsletter.delivery import ledger
+from newsletter.delivery import ledger, recovery
 from newsletter.delivery.addressing import Addresser
 from newsletter.delivery.connect import open_provider
 from newsletter.delivery.dry_run import dry_run as run_dry
@@ -200,8 +200,8 @@ class _Run:
     def go(self, *, retry_uncertain: bool, retry_failed: bool) -> SendReport:
         self._reap()
         if retry_failed:
-            ledger.requeue_failed(self.engine, self.issue)
-        ledger.fresh_attempts(self.engine, self.issue)
+            recovery.requeue_failed(self.engine, self.issue)
+        recovery.fresh_attempts(self.engine, self.issue)
         self._settle_uncertain(retry_uncertain)
         self.progress.total = ledger.pending_count(self.engine, self.issue) + self.progress.done
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="send")
@@ -215,7 +215,7 @@ class _Run:
             # A second Ctrl-C: quit now. What is on the wire may or may not arrive.
             quitting = True
             for claimed, attempt_id in in_flight.values():
-                ledger.abandon(self.engine, claimed, attempt_id, "quit before the answer")
+                recovery.abandon(self.engine, claimed, attempt_id, "quit before the answer")
             raise
         finally:
             pool.shutdown(wait=not quitting, cancel_futures=quitting)
@@ -362,7 +362,7 @@ class _Run:
         """The provider refused every message of several batches: stop, keep them pending."""
         ids = [i for batch in self.failed_streak for i in batch]
         reason = results[0].reason if results else "refused"
-        ledger.reopen(self.engine, ids, f"send stopped: {reason}")
+        recovery.reopen(self.engine, ids, f"send stopped: {reason}")
         self.report.failed -= len(ids)
         self.progress.failed -= len(ids)
         self.error = self.error or RecipientsRejected(
@@ -383,17 +383,19 @@ class _Run:
             return 0
         dead = dead_senders(self.engine, self.issue, holders)
         with self.writing:
-            _, returned = ledger.orphan(self.engine, self.issue, dead, self.settings.sending.lease)
+            _, returned = recovery.orphan(
+                self.engine, self.issue, dead, self.settings.sending.lease
+            )
         return returned
 
     def _settle_uncertain(self, retry_uncertain: bool) -> None:
         """Batches an earlier run lost: resend where that is safe or asked for."""
-        for old_attempt, rows in ledger.uncertain_batches(self.engine, self.issue).items():
+        for old_attempt, rows in recovery.uncertain_batches(self.engine, self.issue).items():
             if self.provider.idempotent:
                 # The same rows make the same batch and the same idempotency key.
                 attempt_id = self.sender.attempt_id()
-                taken = ledger.reclaim(self.engine, rows, old_attempt, attempt_id)
+                taken = recovery.reclaim(self.engine, rows, old_attempt, attempt_id)
                 if taken:
                     self._send(taken, attempt_id)
             elif retry_uncertain:
-                ledger.requeue(self.engine, rows, old_attempt)
+                recovery.requeue(self.engine, rows, old_attempt)

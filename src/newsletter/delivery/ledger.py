@@ -2,10 +2,10 @@
 
     pending ──claim──▶ in_flight ──record──▶ sent | failed | pending (retry later)
        ▲                  │
-       └──── release ─────┼── no answer came back (mark_uncertain) ──▶ uncertain
-                          └── the sender died: overdue in flight ─────▶ uncertain
-    uncertain ──requeue (--retry-uncertain)──▶ pending
-    uncertain ──reclaim (idempotent provider)──▶ in_flight
+       └──── release ─────┴── no answer came back (mark_uncertain) ──▶ uncertain
+
+What becomes of rows a send lost or left behind (a dead sender's claims, uncertain
+batches, refused rows resent on request) is recovery.py's.
 
 A batch is claimed (marked in flight with an attempt id) before its HTTP call and its
 answer written after it, each in its own transaction; every write after the claim names
@@ -19,12 +19,11 @@ the engine's to decide (`Answer`).
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, false, func, insert, literal, or_, select, text, update
+from sqlalchemy import Engine, func, insert, literal, select, text, update
 
 from newsletter.audience.subscribers import audience_where
 from newsletter.errors import SendError
@@ -272,7 +271,7 @@ def record(engine: Engine, answers: Sequence[Answer], attempt_id: str) -> None:
 
 def release(engine: Engine, claimed: Sequence[Claimed], attempt_id: str, reason: str) -> None:
     """Give claimed rows back as pending, their attempt not counted (nothing was sent)."""
-    _update_held(
+    update_held(
         engine,
         claimed,
         attempt_id,
@@ -286,17 +285,21 @@ def mark_uncertain(
     engine: Engine, claimed: Sequence[Claimed], attempt_id: str, reason: str
 ) -> None:
     """The request went out and no answer came back: it may or may not have been sent."""
-    _update_held(engine, claimed, attempt_id, state=State.UNCERTAIN, error=f"uncertain: {reason}")
+    update_held(engine, claimed, attempt_id, state=State.UNCERTAIN, error=f"uncertain: {reason}")
 
 
-def _update_held(
+def update_held(
     engine: Engine,
     claimed: Sequence[Claimed],
     held_by: str,
     held_as: DeliveryState = State.IN_FLIGHT,
+    *,
+    where: Sequence[Any] = (),
     **values: Any,
 ) -> int:
-    """Update the rows that this attempt still holds (in flight); returns how many."""
+    """Update the rows this attempt still holds (in state `held_as`, and `where`);
+    returns how many. Every change after a claim goes through here, so a sender that
+    lost its rows to another never overwrites them."""
     if not claimed:
         return 0
     with transaction(engine) as conn:
@@ -304,9 +307,10 @@ def _update_held(
             conn.execute(
                 update(deliveries)
                 .where(
-                    deliveries.c.id.in_([c.id for c in claimed]),
+                    in_list(conn, deliveries.c.id, [c.id for c in claimed]),
                     deliveries.c.attempt_id == held_by,
                     deliveries.c.state == held_as,
+                    *where,
                 )
                 .values(updated_at=now(), **values)
             ).rowcount
@@ -315,168 +319,8 @@ def _update_held(
 
 def on_the_wire(engine: Engine, claimed: Sequence[Claimed], attempt_id: str) -> None:
     """Note that the batch's request is about to leave: from now on a crash leaves these
-    rows uncertain; before it, they simply go back to pending."""
-    with transaction(engine) as conn:
-        conn.execute(
-            update(deliveries)
-            .where(
-                in_list(conn, deliveries.c.id, [c.id for c in claimed]),
-                deliveries.c.attempt_id == attempt_id,
-                deliveries.c.state == State.IN_FLIGHT,
-            )
-            .values(claimed_at=now())
-        )
-
-
-def _of(senders: Collection[str]) -> Any:
-    whose = [deliveries.c.attempt_id.startswith(f"{s}.", autoescape=True) for s in senders]
-    whose += [deliveries.c.attempt_id == s for s in senders]  # attempt ids of older versions
-    return or_(*whose) if whose else false()
-
-
-def stale_claims(issue: str, senders: Collection[str], lease: float) -> Any:
-    """Rows whose request had left and whose answer never came: their sender is dead, or
-    the answer is older than the lease."""
-    cutoff = now() - dt.timedelta(seconds=lease)
-    return and_(
-        deliveries.c.issue == issue,
-        deliveries.c.state == State.IN_FLIGHT,
-        deliveries.c.claimed_at.is_not(None),
-        or_(deliveries.c.claimed_at <= cutoff, _of(senders)),
-    )
-
-
-def unsent_claims(issue: str, senders: Collection[str]) -> Any:
-    """Rows a dead sender had claimed but never handed to the provider."""
-    return and_(
-        deliveries.c.issue == issue,
-        deliveries.c.state == State.IN_FLIGHT,
-        deliveries.c.claimed_at.is_(None),
-        _of(senders),
-    )
-
-
-def orphan(engine: Engine, issue: str, senders: Collection[str], lease: float) -> tuple[int, int]:
-    """Rows of dead senders: those whose request had left may have gone out, so they are
-    uncertain, never pending; those that never left go back to pending. Returns how many
-    became uncertain and how many pending."""
-    with transaction(engine) as conn:
-        returned = conn.execute(
-            update(deliveries)
-            .where(unsent_claims(issue, senders))
-            .values(
-                state=State.PENDING,
-                attempt=deliveries.c.attempt - 1,
-                error="its sender stopped before sending it",
-                updated_at=now(),
-            )
-        )
-        lost = conn.execute(
-            update(deliveries)
-            .where(stale_claims(issue, senders, lease))
-            .values(
-                state=State.UNCERTAIN,
-                error="uncertain: its sender stopped before the answer came",
-                updated_at=now(),
-            )
-        )
-        return int(lost.rowcount), int(returned.rowcount)
-
-
-def abandon(engine: Engine, claimed: Sequence[Claimed], attempt_id: str, reason: str) -> None:
-    """Quitting with these rows held: uncertain if their request had left, else pending."""
-    with transaction(engine) as conn:
-        held = (
-            in_list(conn, deliveries.c.id, [c.id for c in claimed]),
-            deliveries.c.attempt_id == attempt_id,
-            deliveries.c.state == State.IN_FLIGHT,
-        )
-        conn.execute(
-            update(deliveries)
-            .where(*held, deliveries.c.claimed_at.is_(None))
-            .values(state=State.PENDING, attempt=deliveries.c.attempt - 1, updated_at=now())
-        )
-        conn.execute(
-            update(deliveries)
-            .where(*held, deliveries.c.claimed_at.is_not(None))
-            .values(state=State.UNCERTAIN, error=f"uncertain: {reason}", updated_at=now())
-        )
-
-
-def uncertain_batches(engine: Engine, issue: str) -> dict[str, list[Claimed]]:
-    """Uncertain rows, by the attempt that sent them (a batch goes again as a whole)."""
-    with transaction(engine) as conn:
-        rows = conn.execute(
-            select(*CLAIMED_COLUMNS, deliveries.c.attempt_id)
-            .where(deliveries.c.issue == issue, deliveries.c.state == State.UNCERTAIN)
-            .order_by(deliveries.c.id)
-        ).all()
-    batches: dict[str, list[Claimed]] = {}
-    for r in rows:
-        batches.setdefault(r.attempt_id or "", []).append(claimed_row(r))
-    return batches
-
-
-def reclaim(engine: Engine, batch: Sequence[Claimed], old: str, new: str) -> list[Claimed]:
-    """Take over an uncertain batch for a new attempt (only if nobody else did)."""
-    taken = _update_held(
-        engine, batch, old, State.UNCERTAIN, state=State.IN_FLIGHT, attempt_id=new, claimed_at=now()
-    )
-    return list(batch) if taken == len(batch) else []
-
-
-def requeue(engine: Engine, batch: Sequence[Claimed], old: str) -> int:
-    """--retry-uncertain: put an uncertain batch back in the queue."""
-    return _update_held(
-        engine,
-        batch,
-        old,
-        State.UNCERTAIN,
-        state=State.PENDING,
-        error="uncertain: sent again on request",
-    )
-
-
-def fresh_attempts(engine: Engine, issue: str) -> None:
-    """A new run gives every pending row its full number of attempts again."""
-    with transaction(engine) as conn:
-        conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.issue == issue,
-                deliveries.c.state == State.PENDING,
-                deliveries.c.attempt > 0,
-            )
-            .values(attempt=0)
-        )
-
-
-def requeue_failed(engine: Engine, issue: str) -> int:
-    """--retry-failed: every failed row goes back to pending.
-
-    Safe: the provider refused these, so nothing of them was delivered; a refusal that
-    was about the address (inactive, invalid) comes back the same way, one request later.
-    """
-    with transaction(engine) as conn:
-        return int(
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.issue == issue, deliveries.c.state == State.FAILED)
-                .values(state=State.PENDING, attempt=0, error=None, updated_at=now())
-            ).rowcount
-        )
-
-
-def reopen(engine: Engine, ids: Sequence[int], reason: str) -> None:
-    """Failed rows go back to pending: a stopped send retries them when it is run again."""
-    if not ids:
-        return
-    with transaction(engine) as conn:
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id.in_(list(ids)), deliveries.c.state == State.FAILED)
-            .values(state=State.PENDING, attempt=0, error=reason, updated_at=now())
-        )
+    rows uncertain; before it, they simply go back to pending (see recovery)."""
+    update_held(engine, claimed, attempt_id, claimed_at=now())
 
 
 def finish(engine: Engine, issue: str) -> bool:

@@ -12,7 +12,7 @@ knows whose rows are in flight. Whether that sender still lives is asked of the 
   so a dead sender is known at the next look, with no clock to trust.
 
 A dead sender's rows in flight had their request started and no answer written:
-they become uncertain (see ledger.orphan).
+they become uncertain (see recovery.orphan).
 """
 
 from __future__ import annotations

@@ -8,14 +8,8 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from newsletter.delivery.ledger import (
-    CLAIMED_COLUMNS,
-    Claimed,
-    State,
-    claimed_row,
-    stale_claims,
-    unsent_claims,
-)
+from newsletter.delivery.ledger import CLAIMED_COLUMNS, Claimed, State, claimed_row
+from newsletter.delivery.recovery import stale_claims, unsent_claims
 from newsletter.delivery.senders import dead_senders, senders_in_flight
 from newsletter.storage import deliveries, sends, transaction
 
