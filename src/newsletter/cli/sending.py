@@ -108,8 +108,14 @@ def send(
     """
     settings = workspace_settings(ctx)
     folder = resolve_issue(settings, issue)
-    options = {"segment": segment or "", "rate": rate, "concurrency": concurrency}
-    plan = plan_send(settings, folder, environ=os.environ, **options)  # type: ignore[arg-type]
+    plan = plan_send(
+        settings,
+        folder,
+        environ=os.environ,
+        segment=segment or "",
+        rate=rate,
+        concurrency=concurrency,
+    )
     _show_plan(plan, segment, retry_uncertain)
     if dry_run:
         report = run_dry(settings, folder, environ=os.environ, segment=segment or "")
@@ -145,7 +151,9 @@ def send(
                 allow_changed=allow_changed,
                 progress=show,
                 stop=stop,
-                **options,  # type: ignore[arg-type]
+                segment=segment or "",
+                rate=rate,
+                concurrency=concurrency,
             )
     except KeyboardInterrupt:
         typer.echo(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from newsletter.audience.subscribers import count_audience
 from newsletter.compose.build import load_built
@@ -46,20 +47,19 @@ class Plan:
 
 def checked_options(rate: float | None, concurrency: int | None) -> tuple[float | None, int | None]:
     """--rate and --concurrency checked like the [sending] keys they override."""
-    checked: list[object] = []
-    for flag, path, value in (
-        ("--rate", "sending.rate", rate),
-        ("--concurrency", "sending.concurrency", concurrency),
-    ):
-        if value is None:
-            checked.append(None)
-            continue
-        key = next(k for k in KEYS if k.path == path)
-        try:
-            checked.append(key.check(value))
-        except ValueError as exc:
-            raise UsageError(f"{flag}: {exc}") from exc
-    return checked[0], checked[1]  # type: ignore[return-value]
+    return _checked("--rate", "sending.rate", rate), _checked(
+        "--concurrency", "sending.concurrency", concurrency
+    )
+
+
+def _checked(flag: str, path: str, value: Any) -> Any:
+    if value is None:
+        return None
+    key = next(k for k in KEYS if k.path == path)
+    try:
+        return key.check(value)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from exc
 
 
 def nobody(segment: str) -> SendError:
@@ -142,7 +142,7 @@ def plan_send(
         concurrency=concurrency or settings.sending.concurrency,
         batch_size=batch_size(settings, provider, rendered),
         resuming=record is not None,
-        build=getattr(rendered, "source_hash", "")[:12],
+        build=rendered.source_hash[:12],
         in_flight_elsewhere=sum(o.in_flight for o in others),
         elsewhere=tuple(str(o) for o in others),
     )
