@@ -26,6 +26,7 @@ RANKS = {
     "workspace": 2,
     "compose": 3,
     "audience": 4,
+    "checks": 5,
     "delivery": 5,
     "web": 6,
     "cli": 7,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import re
 from email import policy
@@ -14,7 +15,7 @@ from newsletter.compose.build import build_issue
 from newsletter.compose.message import build_message, message_id, to_bytes, to_mime
 from newsletter.compose.personalize import Recipient
 from newsletter.compose.render import Rendered
-from newsletter.config import Settings
+from newsletter.config import Settings, load_settings
 
 from conftest import EXAMPLE
 
@@ -39,7 +40,33 @@ def header_lines(raw: bytes, name: str) -> list[str]:
     return head[start:end]
 
 
-def test_long_list_unsubscribe_stays_plain(settings: Settings) -> None:
+MAILTO = "mailto:unsubscribe@millbrook.example.org?subject=unsubscribe"
+
+
+@pytest.fixture
+def with_mailto(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, unsubscribe_mailto=MAILTO)
+
+
+def test_list_unsubscribe_has_no_mailto_unless_configured(settings: Settings) -> None:
+    assert settings.unsubscribe_mailto == ""
+    reader = Recipient(email="a@b.org", unsubscribe_url="https://e.org/u?t=1")
+    raw = to_bytes(to_mime(build_message(settings, EXAMPLE, RENDERED, reader)))
+    assert parse(raw)["List-Unsubscribe"] == "<https://e.org/u?t=1>"
+    assert parse(raw)["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_unsubscribe_mailto_setting_adds_the_mailto_part(tmp_path: Path) -> None:
+    (tmp_path / "newsletter.toml").write_text(
+        'name = "N"\nfrom = "n@example.org"\nsite_url = "https://example.org/"\n'
+        'unsubscribe_mailto = "leave@example.org"\n'
+    )
+    loaded = load_settings(tmp_path, environ={})
+    assert loaded.unsubscribe_mailto == "mailto:leave@example.org?subject=unsubscribe"
+
+
+def test_long_list_unsubscribe_stays_plain(with_mailto: Settings) -> None:
+    settings = with_mailto
     reader = Recipient(email="ann@example.org", name="Ann", unsubscribe_url=LONG_URL)
     raw = to_bytes(to_mime(build_message(settings, EXAMPLE, RENDERED, reader)))
     lines = header_lines(raw, "List-Unsubscribe")
@@ -52,7 +79,8 @@ def test_long_list_unsubscribe_stays_plain(settings: Settings) -> None:
     assert parse(raw)["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
-def test_list_unsubscribe_folds_between_its_items(settings: Settings) -> None:
+def test_list_unsubscribe_folds_between_its_items(with_mailto: Settings) -> None:
+    settings = with_mailto
     reader = Recipient(email="a@b.org", unsubscribe_url="https://e.org/u?t=1")
     raw = to_bytes(to_mime(build_message(settings, EXAMPLE, RENDERED, reader)))
     assert header_lines(raw, "List-Unsubscribe") == [
@@ -66,7 +94,7 @@ def test_build_eml_list_unsubscribe_is_plain(settings: Settings, issue_dir: Path
     build_issue(long, issue_dir)
     raw = (settings.build_dir / EXAMPLE / "email.eml").read_bytes()
     assert "=?" not in "".join(header_lines(raw, "List-Unsubscribe"))
-    assert parse(raw)["List-Unsubscribe"].startswith(f"<{LONG_URL}?token=sample>, <mailto:")
+    assert parse(raw)["List-Unsubscribe"] == f"<{LONG_URL}?token=sample>"
 
 
 def test_ascii_subject_with_a_long_word_is_not_encoded(settings: Settings) -> None:

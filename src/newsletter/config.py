@@ -78,6 +78,11 @@ KEYS: tuple[Key[Any], ...] = (
         "Base of unsubscribe links; default <site_url>/unsubscribe."),
     Key("archive_url", "NEWSLETTER_ARCHIVE_URL", check.url, "",
         "Base of view-in-browser links; default <site_url>/archive/."),
+    Key("unsubscribe_mailto", "NEWSLETTER_UNSUBSCRIBE_MAILTO", check.optional_address, None,
+        "Mailbox for the mailto part of List-Unsubscribe; none unless set (someone must read it)."),
+    Key("topics", "NEWSLETTER_TOPICS", check.topics, (),
+        'Tags subscribers may choose on their own page ("|"-separated in the variable).',
+        listed=True),
     Key("drop_lines", "NEWSLETTER_DROP_LINES", check.lines, ("Did you enjoy this article?",),
         'Trailing lines dropped on import ("|"-separated in the variable).', listed=True),
     Key("database.url", "NEWSLETTER_DATABASE_URL", check.database_url, "",
@@ -112,6 +117,12 @@ KEYS: tuple[Key[Any], ...] = (
     Key("sending.batch_size", "NEWSLETTER_SENDING_BATCH_SIZE",
         check.number(int, 0, 1000, "a whole number (0: the provider's limit)"), 0,
         "Messages per request, at most the provider's limit; default that limit."),
+    Key("webhooks.soft_bounce_limit", "NEWSLETTER_WEBHOOKS_SOFT_BOUNCE_LIMIT",
+        check.number(int, 1, 100, "a whole number"), 3,
+        "Soft bounces within the window that make an address bounced."),
+    Key("webhooks.soft_bounce_days", "NEWSLETTER_WEBHOOKS_SOFT_BOUNCE_DAYS",
+        check.number(int, 1, 365, "a whole number of days"), 30,
+        "The window, in days, in which soft bounces are counted."),
 )  # fmt: skip
 _KEYS_BY_PATH = {k.path: k for k in KEYS}
 _TABLES = frozenset(k.path.partition(".")[0] for k in KEYS if "." in k.path)
@@ -150,6 +161,14 @@ class SendingSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """The [webhooks] table: how providers' reports change subscribers."""
+
+    soft_bounce_limit: int = _default("webhooks.soft_bounce_limit")
+    soft_bounce_days: int = _default("webhooks.soft_bounce_days")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything newsletter.toml (and the environment) says, checked, defaults worked out."""
 
@@ -164,10 +183,14 @@ class Settings:
     list_id: str
     unsubscribe_url: str
     archive_url: str
+    # "mailto:...?subject=unsubscribe", or "" when no one reads such a mailbox.
+    unsubscribe_mailto: str
+    topics: tuple[str, ...]  # tags subscribers may choose themselves
     drop_lines: tuple[str, ...]
     database_url: str
     provider: ProviderSettings
     sending: SendingSettings
+    webhooks: WebhookSettings = WebhookSettings()
 
     @property
     def sender_domain(self) -> str:
@@ -181,10 +204,6 @@ class Settings:
     @cached_property
     def reply_to_text(self) -> str | None:
         return str(self.reply_to) if self.reply_to else None
-
-    @cached_property
-    def unsubscribe_mailto(self) -> str:
-        return f"mailto:{(self.reply_to or self.sender).addr_spec}?subject=unsubscribe"
 
     @property
     def templates_dir(self) -> Path:
@@ -286,10 +305,17 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         list_id=got["list_id"] or f"{_slug(name) or 'newsletter'}.{sender.domain}",
         unsubscribe_url=got["unsubscribe_url"] or f"{base}/unsubscribe",
         archive_url=got["archive_url"] or f"{base}/archive/",
+        unsubscribe_mailto=(
+            f"mailto:{got['unsubscribe_mailto'].addr_spec}?subject=unsubscribe"
+            if got["unsubscribe_mailto"]
+            else ""
+        ),
+        topics=got["topics"],
         drop_lines=got["drop_lines"],
         database_url=got["database.url"] or f"sqlite:///{root / '.newsletter' / 'newsletter.db'}",
         provider=ProviderSettings(**_table(got, "provider")),
         sending=SendingSettings(**_table(got, "sending")),
+        webhooks=WebhookSettings(**_table(got, "webhooks")),
     )
 
 

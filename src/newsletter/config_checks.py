@@ -15,6 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+# A subscriber tag, as segments and imports spell it.
+TAG = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,99}")
 _LIST_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
 # Where str.splitlines() breaks a line; mail programs and browsers break at some of them too.
 LINE_BREAKS = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
@@ -110,6 +112,17 @@ def lines(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError("must be a list of strings")
     return tuple(v.strip() for v in value if v.strip())
+
+
+def topics(value: Any) -> tuple[str, ...]:
+    """Tags subscribers may choose: lower case, as segments name them, each once."""
+    found = lines(value)
+    for tag in found:
+        if not TAG.fullmatch(tag):
+            raise ValueError(f"{tag!r} is not a tag (lower-case letters, digits, - _ . :)")
+    if len(set(found)) != len(found):
+        raise ValueError("names a topic twice")
+    return found
 
 
 def database_url(value: Any) -> str:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, and_, exists, not_, or_, select
 
+from newsletter.config_checks import TAG
 from newsletter.errors import SubscriberError
 from newsletter.storage import subscriber_tags, subscribers
 
-TAG = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,99}")
 LONGEST = 500  # characters: what sends.segment holds
 DEEPEST = 50  # levels of 'not' and brackets
 _TOKEN = re.compile(r"\s*(\(|\)|[A-Za-z0-9_.:-]+)")

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import sys
 
-from newsletter.cli import content, sending, subscribers  # noqa: F401 - they register commands
+from newsletter.cli import (  # noqa: F401 - they register commands
+    content,
+    events,
+    publish,
+    review,
+    sending,
+    subscribers,
+    web,
+)
 from newsletter.cli.base import app, hoist_global_options
 
 __all__ = ["app", "main"]

@@ -94,10 +94,11 @@ def _percent(char: str) -> str:
 
 
 def list_headers(settings: Settings, unsubscribe_url: str) -> dict[str, str]:
-    """List-ID and the RFC 8058 one-click unsubscribe pair."""
+    """List-ID and the RFC 8058 one-click unsubscribe pair (mailto only where configured)."""
+    mailto = f", <{settings.unsubscribe_mailto}>" if settings.unsubscribe_mailto else ""
     return {
         "List-ID": _list_id(settings.name, settings.list_id),
-        "List-Unsubscribe": f"<{unsubscribe_url}>, <{settings.unsubscribe_mailto}>",
+        "List-Unsubscribe": f"<{unsubscribe_url}>{mailto}",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
 
