@@ -1,0 +1,134 @@
+"""The public side as one Starlette app: the subscriber pages, webhooks, archive, health.
+
+    /subscribe, /confirm          double opt-in (web.subscribe)
+    /unsubscribe, /manage         one button, RFC 8058 one-click, a subscriber's own page
+    /webhooks/<provider>          bounces and complaints (web.webhooks)
+    /archive/                     the static archive `newsletter archive` writes
+    /healthz                      200 when the database answers, for the proxy and monitors
+
+Every response carries the security headers; every request body is capped; every error
+is a readable page (web.errors). No cookies are set anywhere, so no page can be the
+target of a cross-site request forgery that rides on a session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from newsletter.config import Settings
+from newsletter.storage import open_engine
+from newsletter.web.archive import default_archive_dir
+from newsletter.web.errors import http_error, server_error
+from newsletter.web.pages import Pages
+from newsletter.web.security import BodyLimit, SecurityHeaders
+from newsletter.web.webhooks import webhook_routes
+
+log = logging.getLogger("newsletter.web")
+
+PAGE_BODY_LIMIT = 16 * 1024  # a subscribe or manage form is a few hundred bytes
+WEBHOOK_BODY_LIMIT = 5 * 1024 * 1024  # SendGrid and Mailgun batch many events per request
+
+
+class Archive(StaticFiles):
+    """The archive folder; the Atom feed goes out as application/atom+xml.
+
+    The folder may not exist yet (nothing archived): then every address is a 404 page.
+
+    Python's mimetypes says text/xml or application/xml for .xml; feed readers and
+    browsers recognise a feed by its own type.
+    """
+
+    async def check_config(self) -> None:
+        """No archive written yet is a 404 page, not a server error."""
+        if self.directory is None or not Path(self.directory).is_dir():
+            raise HTTPException(404)
+
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        name = Path(full_path).name
+        if name.endswith(".atom") or name in ("feed.xml", "atom.xml"):
+            response.headers["content-type"] = "application/atom+xml; charset=utf-8"
+        return response
+
+
+async def healthz(request: Request) -> Response:
+    """200 when the database answers a query; 503 (and no detail) when it does not."""
+    engine: Engine = request.app.state.engine
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        log.exception("health check: the database did not answer")
+        return JSONResponse({"status": "unavailable"}, 503)
+    return JSONResponse({"status": "ok"})
+
+
+def page_routes(settings: Settings, engine: Engine, environ: Mapping[str, str]) -> list[BaseRoute]:
+    """The subscriber pages (subscribe, confirm, unsubscribe, manage)."""
+    return []
+
+
+def create_app(
+    settings: Settings, environ: Mapping[str, str], *, archive_dir: Path | None = None
+) -> Starlette:
+    """The app `serve` runs; opens (and migrates) the workspace's database.
+
+    The engine is `app.state.engine`; the app's lifespan disposes of it at shutdown.
+    """
+    engine = open_engine(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        *page_routes(settings, engine, environ),
+        Mount("/webhooks", routes=webhook_routes(settings, engine, environ)),
+        Mount(
+            "/archive",
+            app=Archive(
+                directory=archive_dir or default_archive_dir(settings), html=True, check_dir=False
+            ),
+            name="archive",
+        ),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(
+                BodyLimit, limit=PAGE_BODY_LIMIT, by_prefix={"/webhooks/": WEBHOOK_BODY_LIMIT}
+            ),
+        ],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.pages = Pages(settings)
+    return app
