@@ -40,7 +40,7 @@ from newsletter.files import (
 )
 
 ISSUE_FILE = "issue.toml"
-ISSUE_KEYS = ("subject", "preheader", "date", "intro", "articles", "template")
+ISSUE_KEYS = ("subject", "preheader", "date", "intro", "articles", "template", "archive")
 _SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 # The folder is <date>-<slug>; file names stop at 255 bytes, and people read these.
 MAX_SLUG = 80
@@ -58,6 +58,7 @@ class Issue:
     preheader: str = ""
     intro: str = ""
     template: str = "email"
+    archive: bool = True  # `archive = false` keeps the issue out of the web archive
 
     @property
     def key(self) -> str:
@@ -133,6 +134,9 @@ def load_issue(folder: Path, settings: Settings) -> Issue:
         problems.append(f"{path}: key 'template' must be a template name such as \"email\"")
         template = "email"
     date = _issue_date(data, folder, path, problems)
+    archive = data.get("archive", True)
+    if not isinstance(archive, bool):
+        problems.append(f"{path}: key 'archive' must be true or false")
 
     articles: list[Article] = []
     for source in _article_paths(folder, data, path, problems):
@@ -152,6 +156,7 @@ def load_issue(folder: Path, settings: Settings) -> Issue:
         date=date,
         articles=tuple(articles),
         template=template,
+        archive=archive,
     )
 
 
