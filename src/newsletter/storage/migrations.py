@@ -284,12 +284,45 @@ def pending_index(conn: Connection) -> None:
     )
 
 
+# Migration 6's table, as CreateTable printed it for each dialect.
+_CONFIRMATIONS = """
+CREATE TABLE confirmations (
+    id {id} NOT NULL,
+    subscriber_id {ref} NOT NULL,
+    name VARCHAR(300) NOT NULL,
+    topics JSON NOT NULL,
+    created_at {time} NOT NULL,
+    expires_at {time} NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at {time},
+    sent_at {time},
+    used_at {time},
+    error TEXT,
+    PRIMARY KEY (id),
+    FOREIGN KEY(subscriber_id) REFERENCES subscribers (id) ON DELETE CASCADE
+)"""
+_CONFIRMATION_TYPES = {
+    "sqlite": {"id": "INTEGER", "ref": "INTEGER", "time": "DATETIME"},
+    "postgresql": {"id": "BIGSERIAL", "ref": "BIGINT", "time": "TIMESTAMP WITH TIME ZONE"},
+}
+
+
+def confirmations_table(conn: Connection) -> None:
+    """6: double opt-in requests, recorded before /subscribe answers."""
+    conn.exec_driver_sql(_CONFIRMATIONS.format(**_CONFIRMATION_TYPES[conn.dialect.name]))
+    conn.exec_driver_sql("CREATE INDEX confirmations_due ON confirmations (next_attempt_at)")
+    conn.exec_driver_sql(
+        "CREATE INDEX confirmations_subscriber ON confirmations (subscriber_id, created_at)"
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "subscribers, tags, suppressions, sends, deliveries, events", initial_schema),
     (2, "deliveries may be uncertain", uncertain_deliveries),
     (3, "address keys in one normal form", address_keys),
     (4, "senders register themselves", senders_table),
     (5, "the ledger indexes only the rows still to send", pending_index),
+    (6, "confirmation requests of double opt-in", confirmations_table),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -179,3 +179,29 @@ events = Table(
     Column("applied_at", Time),
     Index("events_email_key", "email_key"),
 )
+
+# Double opt-in (migration 6): each confirmation email someone asked for on /subscribe,
+# recorded before the answer, so a provider that is down delays the email but never
+# loses it. The name and public topics asked for are applied when the link is used.
+confirmations = Table(
+    "confirmations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "subscriber_id",
+        Id,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", String(300), nullable=False, default=""),
+    Column("topics", JSON, nullable=False, default=list),
+    Column("created_at", Time, nullable=False),
+    Column("expires_at", Time, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Time),  # null once sent, or given up
+    Column("sent_at", Time),
+    Column("used_at", Time),
+    Column("error", Text),
+    Index("confirmations_subscriber", "subscriber_id", "created_at"),
+    Index("confirmations_due", "next_attempt_at"),
+)
