@@ -316,6 +316,18 @@ def confirmations_table(conn: Connection) -> None:
     )
 
 
+def event_outcomes(conn: Connection) -> None:
+    """7: an event says which issue it was about and what it changed.
+
+    What a report changed cannot be worked out later (the subscriber may have changed
+    since, a soft bounce may or may not have been the one over the limit), so it is
+    written when the event is applied, as one line for `newsletter events`.
+    """
+    conn.exec_driver_sql("ALTER TABLE events ADD COLUMN issue VARCHAR(200)")
+    conn.exec_driver_sql("ALTER TABLE events ADD COLUMN outcome VARCHAR(200)")
+    conn.exec_driver_sql("CREATE INDEX events_occurred_at ON events (occurred_at)")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "subscribers, tags, suppressions, sends, deliveries, events", initial_schema),
     (2, "deliveries may be uncertain", uncertain_deliveries),
@@ -323,6 +335,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "senders register themselves", senders_table),
     (5, "the ledger indexes only the rows still to send", pending_index),
     (6, "confirmation requests of double opt-in", confirmations_table),
+    (7, "events say which issue they were about and what they changed", event_outcomes),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -177,7 +177,11 @@ events = Table(
     Column("received_at", Time, nullable=False),
     Column("payload", JSON, nullable=False, default=dict),
     Column("applied_at", Time),
+    # Migration 7: the issue the report was matched to in the ledger, and what it changed.
+    Column("issue", String(200)),
+    Column("outcome", String(200)),
     Index("events_email_key", "email_key"),
+    Index("events_occurred_at", "occurred_at"),
 )
 
 # Double opt-in (migration 6): each confirmation email someone asked for on /subscribe,
