@@ -1,12 +1,230 @@
-"""The static web archive of sent issues: an index, a page per issue, and an Atom feed."""
+"""The static web archive of sent issues: an index, a page per issue, and an Atom feed.
+
+    <out>/index.html            every archived issue, newest first
+    <out>/feed.xml              Atom feed of the newest issues
+    <out>/<issue>/index.html    the issue as its email, with nothing of any reader in it
+    <out>/<issue>/<image>       the images its build published (all but email.* and
+                                rendered.json), so each image URL in the email resolves
+
+An issue is archived once its send has started (a row in `sends`), unless the caller
+includes unsent ones, and unless its issue.toml says `archive = false`. Pages come from
+the issue's build (rebuilt first if its sources changed, as `send` does).
+
+Every issue is checked before anything is written; one that fails to build, or whose
+email points at a file of its archive folder that its build did not make, stops the run
+with one line each, and the previous archive stays as it was (archive_folder swaps a new
+folder in whole). An issue whose inputs are unchanged since the last run is neither
+rebuilt nor rewritten.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import jinja2
+from sqlalchemy import select
+
+from newsletter import __version__
+from newsletter.compose.build import RENDERED_FILE, load_built
+from newsletter.compose.issue import ISSUE_FILE
+from newsletter.compose.sources import OUTPUT_SETTINGS
 from newsletter.config import Settings
+from newsletter.errors import ContentError, NewsletterError
+from newsletter.storage import open_engine, sends, transaction
+from newsletter.web.archive_feed import FEED_FILE, atom_feed
+from newsletter.web.archive_folder import (
+    STATE_FILE,
+    Recorded,
+    Stage,
+    checked_target,
+    fingerprint,
+    read_state,
+    staged,
+    state_bytes,
+    tree_digest,
+)
+from newsletter.web.archive_pages import (
+    Entry,
+    archive_base,
+    archive_environment,
+    index_page,
+    issue_page,
+    public_email,
+)
+from newsletter.workspace import default_templates_dir
+
+INDEX_FILE = "index.html"
+# What a build folder holds that is not for the web: the email itself and the manifest.
+_BUILD_ONLY = ("email.html", "email.txt", "email.eml", RENDERED_FILE)
 
 
 def default_archive_dir(settings: Settings) -> Path:
     """Where `archive` writes and `serve` serves from unless told otherwise."""
     return settings.build_dir / "archive"
+
+
+@dataclass
+class ArchiveResult:
+    """What a run did, for the command to report."""
+
+    out: Path
+    archived: list[str] = field(default_factory=list)  # newest first
+    written: list[str] = field(default_factory=list)  # issues whose pages were written anew
+    removed: list[str] = field(default_factory=list)  # no longer archived
+    not_sent: list[str] = field(default_factory=list)
+    opted_out: list[str] = field(default_factory=list)  # `archive = false`
+    warnings: list[str] = field(default_factory=list)
+
+
+def write_archive(
+    settings: Settings, out: Path | None = None, include_unsent: bool = False
+) -> ArchiveResult:
+    """Write (or bring up to date) the archive in `out`, by default build/archive."""
+    given = out or default_archive_dir(settings)
+    target = checked_target(given)
+    result = ArchiveResult(out=given)
+    sent = None if include_unsent else sent_issues(settings)
+    previous = read_state(target)
+    recorded: dict[str, Recorded] = {}
+    entries: list[Entry] = []
+    problems: list[str] = []
+    shared = shared_digest(settings)
+    env = archive_environment(settings)
+    with staged(target) as stage:
+        for folder in issue_folders(settings):
+            key = folder.name
+            if sent is not None and key not in sent:
+                result.not_sent.append(key)
+                continue
+            try:
+                record = _archive_issue(settings, env, stage, shared, folder, previous.get(key))
+            except NewsletterError as exc:
+                problems.extend(str(exc).splitlines())
+                continue
+            recorded[key] = record
+            if not record.archived:
+                result.opted_out.append(key)
+                continue
+            entries.append(Entry.from_json(key, record.entry))
+            if key in stage.rewritten:
+                result.written.append(key)
+        if problems:
+            where = os.path.relpath(given) if not given.is_absolute() else str(given)
+            raise ContentError("\n".join([*problems, f"nothing written: {where} is as it was"]))
+        entries.sort(key=lambda e: (e.date, e.key), reverse=True)
+        stage.put(INDEX_FILE, index_page(env, settings, entries))
+        stage.put(FEED_FILE, atom_feed(settings, entries))
+        _keep_others(stage, previous)
+        stage.put(STATE_FILE, state_bytes(recorded))
+    result.archived = [e.key for e in entries]
+    kept = set(result.archived)
+    result.removed = sorted(k for k, r in previous.items() if r.archived and k not in kept)
+    return result
+
+
+def _archive_issue(
+    settings: Settings,
+    env: jinja2.Environment,
+    stage: Stage,
+    shared: str,
+    folder: Path,
+    before: Recorded | None,
+) -> Recorded:
+    """One issue into the new folder: carried over if unchanged, made anew if not."""
+    key = folder.name
+    build = settings.build_dir / key
+    inputs = ((folder, ()), (build, ("email.html", "email.txt", "email.eml")))
+    if before is not None and before.fingerprint == fingerprint(shared, *inputs):
+        if not before.archived:
+            return before
+        if (stage.target / key / INDEX_FILE).is_file():
+            stage.keep(key)
+            return before
+    issue, rendered = load_built(settings, folder)
+    now = fingerprint(shared, *inputs)  # the build may have been remade
+    if not issue.archive:
+        return Recorded(fingerprint=now, archived=False)
+    entry = Entry(key=key, subject=rendered.subject, preheader=rendered.preheader, date=issue.date)
+    email = public_email(settings, rendered, key)
+    files = {f"{key}/{INDEX_FILE}": issue_page(env, settings, entry, email)}
+    files.update(_published_files(build, key))
+    _check_links(settings, key, email.archive_links, files, folder)
+    for relative, data in sorted(files.items()):
+        stage.put(relative, data)
+    return Recorded(fingerprint=now, archived=True, entry=entry.to_json())
+
+
+def _published_files(build: Path, key: str) -> dict[str, bytes]:
+    """The files a build made for the web (images), by their place in the archive."""
+    found: dict[str, bytes] = {}
+    for path in sorted(build.rglob("*")):
+        relative = path.relative_to(build)
+        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        if len(relative.parts) == 1 and relative.name in _BUILD_ONLY:
+            continue
+        found[f"{key}/{relative.as_posix()}"] = path.read_bytes()
+    return found
+
+
+def _check_links(
+    settings: Settings, key: str, links: tuple[str, ...], files: dict[str, bytes], folder: Path
+) -> None:
+    """Every URL of the email inside this issue's archive folder names a file it holds."""
+    base = f"{archive_base(settings)}{key}/"
+    missing = []
+    for url in links:
+        if not url.startswith(base):
+            continue  # another issue's page, or the index: theirs to provide
+        path = url[len(base) :].split("#", 1)[0].split("?", 1)[0]
+        relative = f"{key}/{path}" if path and not path.endswith("/") else f"{key}/{path}index.html"
+        if relative not in files:
+            missing.append(url)
+    if missing:
+        raise ContentError(
+            f"{folder / ISSUE_FILE}: the email links to {', '.join(missing)}, which its build "
+            "did not make; build the issue again (`newsletter build`)"
+        )
+
+
+def _keep_others(stage: Stage, previous: dict[str, Recorded]) -> None:
+    """Files of the previous folder that no run wrote (a CNAME, robots.txt) stay."""
+    ours = {INDEX_FILE, FEED_FILE, STATE_FILE, *previous}
+    for name in stage.previous_names():
+        if name not in ours and not (stage.folder / name).exists():
+            stage.keep(name)
+
+
+def issue_folders(settings: Settings) -> list[Path]:
+    """Every issue folder under issues/, by name."""
+    try:
+        return sorted(
+            p
+            for p in settings.issues_dir.iterdir()
+            if not p.name.startswith(".") and (p / ISSUE_FILE).is_file()
+        )
+    except FileNotFoundError:
+        return []
+
+
+def sent_issues(settings: Settings) -> set[str]:
+    """The issues whose send has started: they have a row in the ledger's `sends`."""
+    engine = open_engine(settings)
+    try:
+        with transaction(engine) as conn:
+            return {str(row[0]) for row in conn.execute(select(sends.c.issue))}
+    finally:
+        engine.dispose()
+
+
+def shared_digest(settings: Settings) -> str:
+    """What every page depends on: the version, the settings that shape it, the templates."""
+    digest = hashlib.sha256(f"{__version__}\0".encode())
+    for name in OUTPUT_SETTINGS:
+        digest.update(f"{name}={getattr(settings, name)!s}\0".encode())
+    for templates in (settings.templates_dir, default_templates_dir()):
+        tree_digest(digest, templates)
+    return digest.hexdigest()
