@@ -168,6 +168,13 @@ def get_subscriber(engine: Engine, email: str) -> Subscriber | None:
         return _with_tags(conn, [row])[0] if row is not None else None
 
 
+def get_subscriber_by_id(engine: Engine, subscriber_id: int) -> Subscriber | None:
+    """The subscriber a signed link names (links carry the id, never the address)."""
+    with transaction(engine) as conn:
+        row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+        return _with_tags(conn, [row])[0] if row is not None else None
+
+
 def remove_subscriber(engine: Engine, email: str, *, erase: bool = False) -> str:
     """Unsubscribe an address, or with erase=True delete its personal data for good."""
     address, key, problem = _typed(email)

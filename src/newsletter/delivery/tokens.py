@@ -4,7 +4,14 @@
                               payload with NEWSLETTER_SECRET_KEY, cut to 128 bits
 
 An unsubscribe token names the subscriber's id and the issue, so one link unsubscribes
-one person, cannot be forged without the key, and cannot be turned into another's.
+one person, cannot be forged without the key, and cannot be turned into another's. It
+never expires: RFC 8058 wants the link in an old issue to work as well as in today's.
+The same token opens the subscriber's own page (/manage).
+
+A confirmation token (double opt-in) names one recorded confirmation request and the
+moment it expires, CONFIRM_DAYS after it was asked for: a link that sat in an inbox for
+a month should not sign someone up. Each kind has its own prefix ("u:", "c:"), so one
+kind can never be read as the other.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import time
 from collections.abc import Mapping
 
 from newsletter.errors import ConfigError
@@ -88,3 +96,46 @@ def read_unsubscribe_token(token: str, secret: str) -> tuple[int, str] | None:
         return None
     _, ident, issue = payload.split(":", 2)
     return (int(ident), issue) if ident.isdigit() else None
+
+
+CONFIRM_DAYS = 7
+LONGEST_TOKEN = 600  # far more than any token we sign; longer text is not even decoded
+
+
+def confirm_token(confirmation_id: int, expires_at: int, secret: str) -> str:
+    """The double opt-in link's token: a confirmation request, valid until `expires_at`
+    (seconds since the epoch)."""
+    return sign(f"c:{confirmation_id}:{expires_at}", secret)
+
+
+def read_confirm_token(token: str, secret: str) -> tuple[int, int] | None:
+    """(confirmation id, expiry in seconds since the epoch) from a genuine confirm token.
+
+    An expired token still reads, so the page can say it expired rather than that it is
+    broken; `is_expired` tells which.
+    """
+    if len(token) > LONGEST_TOKEN:
+        return None
+    payload = verify(token, secret)
+    if payload is None or not payload.startswith("c:"):
+        return None
+    parts = payload.split(":")
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts[1:]):
+        return None
+    return int(parts[1]), int(parts[2])
+
+
+def is_expired(expires_at: int, now: float | None = None) -> bool:
+    return (time.time() if now is None else now) >= expires_at
+
+
+def read_subscriber_token(token: str, secret: str) -> tuple[int, str] | None:
+    """(subscriber id, issue) from the token of an unsubscribe link, for the web pages:
+    the same as read_unsubscribe_token, but safe on any text a browser may send."""
+    if len(token) > LONGEST_TOKEN:
+        return None
+    payload = verify(token, secret)
+    if payload is None or not payload.startswith("u:") or payload.count(":") < 2:
+        return None
+    _, ident, issue = payload.split(":", 2)
+    return (int(ident), issue) if ident.isascii() and ident.isdigit() else None

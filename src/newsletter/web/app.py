@@ -13,6 +13,7 @@ target of a cross-site request forgery that rides on a session.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -31,17 +33,24 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from newsletter.config import Settings
+from newsletter.delivery.tokens import secret_key
 from newsletter.storage import open_engine
 from newsletter.web.archive import default_archive_dir
+from newsletter.web.confirmations import ConfirmationMailer
 from newsletter.web.errors import http_error, server_error
+from newsletter.web.limits import RateLimiter
 from newsletter.web.pages import Pages
+from newsletter.web.public import Public
 from newsletter.web.security import BodyLimit, SecurityHeaders
+from newsletter.web.subscribe import subscribe_form, subscribe_routes
+from newsletter.web.unsubscribe import unsubscribe_routes
 from newsletter.web.webhooks import webhook_routes
 
 log = logging.getLogger("newsletter.web")
 
 PAGE_BODY_LIMIT = 16 * 1024  # a subscribe or manage form is a few hundred bytes
 WEBHOOK_BODY_LIMIT = 5 * 1024 * 1024  # SendGrid and Mailgun batch many events per request
+RESEND_EVERY = 60.0  # seconds between looks for confirmation emails due again
 
 
 class Archive(StaticFiles):
@@ -84,9 +93,15 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def page_routes(settings: Settings, engine: Engine, environ: Mapping[str, str]) -> list[BaseRoute]:
-    """The subscriber pages (subscribe, confirm, unsubscribe, manage)."""
-    return []
+async def resend_confirmations(mailer: ConfirmationMailer, every: float) -> None:
+    """Send the confirmation emails that are due: at start (what the last run left
+    unsent), then every `every` seconds (what a provider outage held back)."""
+    while True:
+        try:
+            await run_in_threadpool(mailer.send_due)
+        except Exception:  # noqa: BLE001 - the loop must outlive a bad moment
+            log.exception("sending due confirmation emails failed; trying again later")
+        await asyncio.sleep(every)
 
 
 def create_app(
@@ -96,18 +111,27 @@ def create_app(
 
     The engine is `app.state.engine`; the app's lifespan disposes of it at shutdown.
     """
+    secret = secret_key(environ, settings.provider.name)
     engine = open_engine(settings)
+    pages = Pages(settings)
+    mailer = ConfirmationMailer(settings, engine, environ, secret)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        resender = asyncio.create_task(resend_confirmations(mailer, RESEND_EVERY))
         try:
             yield
         finally:
+            resender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await resender
             engine.dispose()
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
-        *page_routes(settings, engine, environ),
+        Route("/", subscribe_form, methods=["GET", "HEAD"]),
+        *subscribe_routes(),
+        *unsubscribe_routes(),
         Mount("/webhooks", routes=webhook_routes(settings, engine, environ)),
         Mount(
             "/archive",
@@ -130,5 +154,6 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.pages = Pages(settings)
+    app.state.pages = pages
+    app.state.public = Public(settings, engine, secret, pages, RateLimiter(), mailer)
     return app

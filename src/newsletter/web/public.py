@@ -1,0 +1,77 @@
+"""What the subscriber pages share: settings, database, signing key, templates, limits.
+
+One `Public` per app, at `app.state.public`. Its helpers turn the usual refusals into
+HTTP errors the app's handlers show as readable pages (web.errors), and read the signed
+token a link or a form carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from newsletter.config import Settings
+from newsletter.delivery.tokens import LONGEST_TOKEN, read_subscriber_token
+from newsletter.web.confirmations import ConfirmationMailer
+from newsletter.web.limits import RateLimiter, client_of
+from newsletter.web.pages import Pages
+
+# Why a link did not work, for the page that says so: (status, title, advice).
+BROKEN_LINK = (
+    400,
+    "This link does not work",
+    "It may have been cut short or changed on its way. Please open it again from your "
+    "email, or copy the whole address into your browser.",
+)
+UNKNOWN_SUBSCRIBER = (
+    404,
+    "We could not find your subscription",
+    "This address is no longer on our list, so there is nothing to change: "
+    "you will not receive any more emails from us.",
+)
+
+
+@dataclass
+class Public:
+    settings: Settings
+    engine: Engine
+    secret: str
+    pages: Pages
+    limiter: RateLimiter
+    mailer: ConfirmationMailer
+
+    def page(
+        self,
+        name: str,
+        context: Mapping[str, Any] | None = None,
+        status_code: int = 200,
+    ) -> HTMLResponse:
+        return self.pages.response(name, context, status_code)
+
+    def problem(self, problem: tuple[int, str, str]) -> HTMLResponse:
+        status, title, advice = problem
+        return self.page("link.html", {"title": title, "advice": advice}, status)
+
+    def limit(self, request: Request, kind: str) -> None:
+        """429 (a readable page saying when to come back) once the client's bucket is dry."""
+        if not self.limiter.allow(kind, client_of(request)):
+            raise HTTPException(429, headers={"Retry-After": str(self.limiter.retry_after(kind))})
+
+    def subscriber_token(self, request: Request, token: str) -> tuple[int, str] | None:
+        """(subscriber id, issue) of a genuine link token; a bad one spends the client's
+        allowance of bad tokens (guessing is slow), then 429."""
+        found = read_subscriber_token(token, self.secret) if len(token) <= LONGEST_TOKEN else None
+        if found is None:
+            self.limit(request, "bad-token")
+        return found
+
+
+def public_of(request: Request) -> Public:
+    public: Public = request.app.state.public
+    return public
