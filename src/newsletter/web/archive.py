@@ -20,7 +20,6 @@ rebuilt nor rewritten.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from newsletter.compose.issue import ISSUE_FILE
 from newsletter.compose.sources import OUTPUT_SETTINGS
 from newsletter.config import Settings
 from newsletter.errors import ContentError, NewsletterError
+from newsletter.files import PATH_LIMIT, shown
 from newsletter.storage import open_engine, sends, transaction
 from newsletter.web.archive_feed import FEED_FILE, atom_feed
 from newsletter.web.archive_folder import (
@@ -112,8 +112,8 @@ def write_archive(
             if key in stage.rewritten:
                 result.written.append(key)
         if problems:
-            where = os.path.relpath(given) if not given.is_absolute() else str(given)
-            raise ContentError("\n".join([*problems, f"nothing written: {where} is as it was"]))
+            last = f"nothing written: {shown(given, PATH_LIMIT)} is as it was"
+            raise ContentError("\n".join([*problems, last]))
         entries.sort(key=lambda e: (e.date, e.key), reverse=True)
         stage.put(INDEX_FILE, index_page(env, settings, entries))
         stage.put(FEED_FILE, atom_feed(settings, entries))
