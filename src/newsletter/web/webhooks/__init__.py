@@ -1,17 +1,66 @@
-"""Provider webhooks: bounces, complaints and unsubscribes, one module per provider."""
+"""Provider webhooks: bounces, complaints and unsubscribes become subscriber statuses.
+
+    auth.py       refusals, the body limit, basic auth, the timestamp window
+    reading.py    typed fields, times and keys out of a provider's JSON
+    postmark.py, sendgrid.py, mailgun.py, resend.py
+                  one provider each: how its requests are signed, how its events read
+    receive.py    the endpoint they share: authenticate, read, store and apply
+
+The statuses change in the audience layer (audience/feedback.py); nothing here writes
+SQL. A provider's route exists only when its secret is set in the environment (its own,
+or NEWSLETTER_WEBHOOK_AUTH for basic auth; Postmark has only the latter), so an
+unconfigured webhook answers 404.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from sqlalchemy import Engine
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
+from newsletter.audience.feedback import SoftBounces
 from newsletter.config import Settings
+from newsletter.web.webhooks import mailgun, postmark, resend, sendgrid
+from newsletter.web.webhooks.auth import BasicAuth
+from newsletter.web.webhooks.receive import Provider, WebhookEndpoint
+
+PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend")
+
+
+def configured(environ: Mapping[str, str]) -> list[Provider]:
+    """The providers whose webhook can authenticate a request with today's environment."""
+    basic = BasicAuth.from_environ(environ)
+    found: list[Provider] = []
+    if basic is not None:
+        found.append(postmark.PostmarkWebhook())
+    for module, make in (
+        (sendgrid, sendgrid.SendGridWebhook),
+        (mailgun, mailgun.MailgunWebhook),
+        (resend, resend.ResendWebhook),
+    ):
+        secret = environ.get(module.SECRET_VARIABLE, "")
+        if secret or basic is not None:
+            found.append(make(secret or None))
+    return found
 
 
 def webhook_routes(
     settings: Settings, engine: Engine, environ: Mapping[str, str]
 ) -> list[BaseRoute]:
-    """The /webhooks/<provider> routes the app mounts (filled in by the webhooks work)."""
-    return []
+    """The routes the app mounts under /webhooks: POST /<provider> for each configured one.
+
+    Raises ConfigError for a secret that cannot be used (a key that is not a key), so
+    `serve` refuses to start rather than refusing every webhook later.
+    """
+    basic = BasicAuth.from_environ(environ)
+    soft = SoftBounces(settings.webhooks.soft_bounce_limit, settings.webhooks.soft_bounce_days)
+    return [
+        Route(
+            f"/{provider.name}",
+            WebhookEndpoint(provider, engine, soft, basic).handle,
+            methods=["POST"],
+            name=f"webhook-{provider.name}",
+        )
+        for provider in configured(environ)
+    ]

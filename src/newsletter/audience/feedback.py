@@ -1,0 +1,276 @@
+"""What providers report back: bounces, complaints and unsubscribes become statuses.
+
+A provider's webhook arrives as `Report`s (one per event and address, in the provider's
+words already turned into ours by web/webhooks). `record_reports` stores every one of
+them in `events` and applies the new ones, all in one transaction:
+
+    bounce        → bounced        (a hard bounce: the address does not exist)
+    complaint     → complained     (the reader pressed "this is spam")
+    unsubscribe   → unsubscribed   (the reader left through the provider's own link)
+    soft_bounce   → counted; bounced once `limit` of them fall within `days`
+    other         → stored, changes nothing (delivered, opened, delayed...)
+
+Only an active or pending subscriber changes: an address that left stays as it left,
+and nothing here ever brings one back. A report whose event_key is already stored is
+a replay (providers retry) and changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, tuple_, update
+
+from newsletter.audience.addresses import address_key
+from newsletter.audience.subscribers import iso_time
+from newsletter.storage import deliveries, events, in_list, now, subscribers, transaction
+
+
+class Kind(StrEnum):
+    """What a provider's event means for the list, in our words."""
+
+    BOUNCE = "bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+    OTHER = "other"
+
+
+# The status each kind of report leaves a subscriber in.
+LEAVES_AS = {
+    Kind.BOUNCE: "bounced",
+    Kind.SOFT_BOUNCE: "bounced",
+    Kind.COMPLAINT: "complained",
+    Kind.UNSUBSCRIBE: "unsubscribed",
+}
+STILL_ON_THE_LIST = ("active", "pending")
+
+
+@dataclass(frozen=True)
+class Report:
+    """One event a provider reported about one address."""
+
+    provider: str
+    event_key: str  # unique per provider event: a replay carries the same key
+    kind: Kind
+    email: str
+    occurred_at: dt.datetime
+    label: str = ""  # the provider's own name for the event, for people to read
+    message_id: str = ""  # the provider's id of the message, as its webhook gives it
+    issue: str = ""  # the issue named in the metadata the send put in
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SoftBounces:
+    """How many soft bounces within how many days make an address bounced."""
+
+    limit: int
+    days: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What recording one report did: `new` is False for a replay."""
+
+    event_key: str
+    kind: str
+    new: bool
+    change: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """A stored event, as `newsletter events` lists it."""
+
+    occurred_at: dt.datetime
+    provider: str
+    kind: str
+    email: str
+    issue: str
+    outcome: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "occurred_at": iso_time(self.occurred_at),
+            "provider": self.provider,
+            "kind": self.kind,
+            "email": self.email,
+            "issue": self.issue,
+            "outcome": self.outcome,
+        }
+
+
+def record_reports(engine: Engine, reports: Sequence[Report], soft: SoftBounces) -> list[Outcome]:
+    """Store the reports and apply the new ones, in one transaction (a whole batch or
+    nothing); returns one outcome per report, in order."""
+    with transaction(engine) as conn:
+        return _record(conn, reports, soft, now())
+
+
+def _record(
+    conn: Connection, reports: Sequence[Report], soft: SoftBounces, stamp: dt.datetime
+) -> list[Outcome]:
+    keys = list(dict.fromkeys(r.event_key for r in reports))
+    stored = set(
+        conn.scalars(select(events.c.event_key).where(in_list(conn, events.c.event_key, keys)))
+    )
+    fresh: dict[str, Report] = {}
+    for report in reports:
+        if report.event_key not in stored:
+            fresh.setdefault(report.event_key, report)
+    people = _subscribers(conn, list(fresh.values()))
+    issues = _ledger_matches(conn, list(fresh.values()))
+    counts = _soft_bounces(conn, list(fresh.values()), soft, stamp)
+    changes: dict[str, tuple[int, str, dt.datetime]] = {}
+    rows: list[dict[str, Any]] = []
+    done: dict[str, str] = {}
+    for key, report in fresh.items():
+        person_key = address_key(report.email)
+        change, leaves = _apply(report, person_key, people, counts, soft)
+        if leaves:
+            person = people[person_key]
+            changes[person_key] = (person["id"], leaves, report.occurred_at)
+            people[person_key] = {**person, "status": leaves}
+        done[key] = change
+        rows.append(
+            {
+                "provider": report.provider,
+                "event_key": key,
+                "kind": str(report.kind),
+                "email": report.email[:320],
+                "email_key": person_key[:320],
+                "provider_message_id": report.message_id[:300] or None,
+                "occurred_at": report.occurred_at,
+                "received_at": stamp,
+                "payload": report.payload,
+                "applied_at": stamp if leaves else None,
+                "issue": issues.get((report.issue, person_key)),
+                "outcome": change[:200],
+            }
+        )
+    if rows:
+        conn.execute(insert(events), rows)
+    for subscriber_id, status, when in changes.values():
+        left = {"unsubscribed_at": when} if status in ("unsubscribed", "complained") else {}
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.id == subscriber_id, subscribers.c.status.in_(STILL_ON_THE_LIST))
+            .values(status=status, updated_at=stamp, **left)
+        )
+    outcomes = []
+    seen: set[str] = set()
+    for report in reports:
+        key = report.event_key
+        new = key in done and key not in seen
+        seen.add(key)
+        outcomes.append(
+            Outcome(key, str(report.kind), new, done[key] if new else "already recorded")
+        )
+    return outcomes
+
+
+def _apply(
+    report: Report,
+    key: str,
+    people: dict[str, dict[str, Any]],
+    counts: dict[str, int],
+    soft: SoftBounces,
+) -> tuple[str, str | None]:
+    """(what the report changes, in words; the status it leaves the subscriber in)."""
+    if report.kind is Kind.OTHER:
+        return f"no change ({report.label or 'not a bounce or complaint'})", None
+    person = people.get(key)
+    if report.kind is Kind.SOFT_BOUNCE:
+        counts[key] = counts.get(key, 0) + 1
+        tally = f"soft bounce {counts[key]} of {soft.limit} in {soft.days} days"
+        if counts[key] < soft.limit or person is None or person["status"] not in STILL_ON_THE_LIST:
+            return tally if person is not None else f"{tally}; not on the list", None
+        return f"{person['status']} → bounced ({tally})", "bounced"
+    if person is None:
+        return "not on the list", None
+    if person["status"] not in STILL_ON_THE_LIST:
+        return f"no change (already {person['status']})", None
+    leaves = LEAVES_AS[report.kind]
+    return f"{person['status']} → {leaves}", leaves
+
+
+def _subscribers(conn: Connection, reports: list[Report]) -> dict[str, dict[str, Any]]:
+    keys = list({address_key(r.email) for r in reports if r.kind is not Kind.OTHER})
+    if not keys:
+        return {}
+    found = conn.execute(
+        select(subscribers.c.id, subscribers.c.email_key, subscribers.c.status).where(
+            in_list(conn, subscribers.c.email_key, keys)
+        )
+    )
+    return {row.email_key: {"id": row.id, "status": row.status} for row in found}
+
+
+def _ledger_matches(conn: Connection, reports: list[Report]) -> dict[tuple[str, str], str]:
+    """The (issue, address key) pairs of these reports that the ledger holds: the send
+    put the issue in the message's metadata, and the ledger has one row per issue and
+    address (its unique index answers this)."""
+    pairs = list({(r.issue, address_key(r.email)) for r in reports if r.issue})
+    if not pairs:
+        return {}
+    found = conn.execute(
+        select(deliveries.c.issue, deliveries.c.email_key).where(
+            tuple_(deliveries.c.issue, deliveries.c.email_key).in_(pairs)
+        )
+    )
+    return {(row.issue, row.email_key): row.issue for row in found}
+
+
+def _soft_bounces(
+    conn: Connection, reports: list[Report], soft: SoftBounces, stamp: dt.datetime
+) -> dict[str, int]:
+    """Soft bounces already stored for these addresses within the window."""
+    keys = list({address_key(r.email) for r in reports if r.kind is Kind.SOFT_BOUNCE})
+    if not keys:
+        return {}
+    since = stamp - dt.timedelta(days=soft.days)
+    found = conn.execute(
+        select(events.c.email_key, func.count())
+        .where(
+            in_list(conn, events.c.email_key, keys),
+            events.c.kind == str(Kind.SOFT_BOUNCE),
+            events.c.occurred_at >= since,
+        )
+        .group_by(events.c.email_key)
+    )
+    return {row[0]: int(row[1]) for row in found}
+
+
+def list_events(engine: Engine, since: dt.datetime | None = None) -> list[Event]:
+    """Stored events, newest first; those before `since` left out."""
+    query = select(
+        events.c.occurred_at,
+        events.c.provider,
+        events.c.kind,
+        events.c.email,
+        events.c.issue,
+        events.c.outcome,
+    ).order_by(events.c.occurred_at.desc(), events.c.id.desc())
+    if since is not None:
+        query = query.where(events.c.occurred_at >= since)
+    with transaction(engine) as conn:
+        return [
+            Event(r.occurred_at, r.provider, r.kind, r.email, r.issue or "", r.outcome or "")
+            for r in conn.execute(query)
+        ]
+
+
+__all__ = [
+    "Event",
+    "Kind",
+    "Outcome",
+    "Report",
+    "SoftBounces",
+    "list_events",
+    "record_reports",
+]
