@@ -16,6 +16,7 @@ import typer
 
 from newsletter.audience.subscribers import count_audience
 from newsletter.cli.base import app, workspace_settings
+from newsletter.cli.review import pre_send_checks
 from newsletter.compose.issue import resolve_issue
 from newsletter.delivery.dry_run import dry_run as run_dry
 from newsletter.delivery.engine import send_issue
@@ -52,9 +53,11 @@ def send_test_command(
     Example: newsletter send-test welcome --to me@example.org --provider postmark
     """
     settings = workspace_settings(ctx)
+    folder = resolve_issue(settings, issue)
+    pre_send_checks(settings, folder, refuse=False)  # shown, never in the way of a test
     report = send_test(
         settings,
-        resolve_issue(settings, issue),
+        folder,
         to,
         environ=os.environ,
         provider_name=provider,
@@ -97,9 +100,13 @@ def send(
         bool,
         typer.Option("--allow-changed", help="Continue although the issue changed since."),
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send although `newsletter check` finds errors.")
+    ] = False,
 ) -> None:
     """Send an issue to the list; running it again resumes and never sends twice.
 
+    Runs `newsletter check` first and refuses an issue with errors unless --force.
     Exit status 0 when everything went, 2 when some failed, are uncertain or wait for
     another run, 130 when stopped with Ctrl-C.
 
@@ -108,6 +115,7 @@ def send(
     """
     settings = workspace_settings(ctx)
     folder = resolve_issue(settings, issue)
+    pre_send_checks(settings, folder, refuse=not force)
     plan = plan_send(
         settings,
         folder,
