@@ -253,18 +253,22 @@ def unsubscribe(engine: Engine, subscriber_id: int) -> Left:
             .where(subscribers.c.id == subscriber_id, subscribers.c.status.in_(STILL_ON))
             .values(status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=stamp, updated_at=stamp)
         ).rowcount
-        if changed:
-            conn.execute(
-                update(confirmations)
-                .where(
-                    confirmations.c.subscriber_id == subscriber_id,
-                    confirmations.c.used_at.is_(None),
-                )
-                .values(used_at=stamp, next_attempt_at=None)
+        if not changed:
+            status = conn.scalar(
+                select(subscribers.c.status).where(subscribers.c.id == subscriber_id)
             )
-            return Left.UNSUBSCRIBED
-        status = conn.scalar(select(subscribers.c.status).where(subscribers.c.id == subscriber_id))
-    return Left.UNKNOWN if status is None else Left.ALREADY
+            if status is None:
+                return Left.UNKNOWN
+        # Whatever link asked to come back is void: leaving is the latest word.
+        conn.execute(
+            update(confirmations)
+            .where(
+                confirmations.c.subscriber_id == subscriber_id,
+                confirmations.c.used_at.is_(None),
+            )
+            .values(used_at=stamp, next_attempt_at=None)
+        )
+    return Left.UNSUBSCRIBED if changed else Left.ALREADY
 
 
 def set_choices(

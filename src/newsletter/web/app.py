@@ -35,6 +35,7 @@ from starlette.types import Scope
 from newsletter.config import Settings
 from newsletter.delivery.tokens import secret_key
 from newsletter.storage import open_engine
+from newsletter.web.access_log import AccessLog
 from newsletter.web.archive import default_archive_dir
 from newsletter.web.confirmations import ConfirmationMailer
 from newsletter.web.errors import http_error, server_error
@@ -144,6 +145,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(AccessLog),
             Middleware(SecurityHeaders),
             Middleware(
                 BodyLimit, limit=PAGE_BODY_LIMIT, by_prefix={"/webhooks/": WEBHOOK_BODY_LIMIT}
