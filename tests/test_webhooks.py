@@ -18,8 +18,6 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, insert, select, update
-from starlette.applications import Starlette
-from starlette.routing import Mount
 from webhook_samples.signing import (
     BASIC,
     MAILGUN_KEY,
@@ -29,6 +27,7 @@ from webhook_samples.signing import (
     basic_header,
     environ,
     mailgun_body,
+    make_client,
     resend_headers,
     sample,
 )
@@ -45,11 +44,6 @@ ISSUE = "2026-11-26-welcome"
 @pytest.fixture(scope="module")
 def keys() -> SendGridKeys:
     return SendGridKeys()
-
-
-def make_client(settings: Settings, engine: Engine, env: dict[str, str]) -> TestClient:
-    app = Starlette(routes=[Mount("/webhooks", routes=webhook_routes(settings, engine, env))])
-    return TestClient(app, base_url="http://127.0.0.1")
 
 
 @pytest.fixture

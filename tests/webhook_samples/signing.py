@@ -102,3 +102,14 @@ def environ(sendgrid: SendGridKeys) -> dict[str, str]:
         "RESEND_WEBHOOK_SECRET": RESEND_SECRET,
         "NEWSLETTER_WEBHOOK_AUTH": ":".join(BASIC),
     }
+
+
+def make_client(settings: Any, engine: Any, env: dict[str, str]) -> TestClient:
+    """The webhook routes on a bare app, mounted at /webhooks as create_app mounts them."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from newsletter.web.webhooks import webhook_routes
+
+    app = Starlette(routes=[Mount("/webhooks", routes=webhook_routes(settings, engine, env))])
+    return TestClient(app, base_url="http://127.0.0.1")
