@@ -39,8 +39,9 @@ SECRET = "a-test-secret-that-is-long-enough"
 ENVIRON = {"NEWSLETTER_SECRET_KEY": SECRET}
 
 
-def engine_of(client: TestClient) -> Engine:
-    app: Any = client.app
+def engine_of(client_or_app: Any) -> Engine:
+    """The database of a TestClient's app, or of an app itself."""
+    app = client_or_app if isinstance(client_or_app, Starlette) else client_or_app.app
     engine: Engine = app.state.engine
     return engine
 

@@ -1,0 +1,110 @@
+"""`newsletter serve`: what it refuses before listening, and a real run's access log."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+from web_support import SECRET
+
+from newsletter.cli import app
+from newsletter.web.access_log import safe_path
+
+runner = CliRunner()
+
+
+def serve(workspace: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = runner.invoke(app, ["--workspace", str(workspace), "serve", *args], env=env or {})
+    return result.exit_code, result.output
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_it_refuses_to_start_without_the_secret_key(workspace: Path) -> None:
+    code, output = serve(workspace, "--port", str(free_port()))
+    assert code == 1
+    assert output.strip().splitlines() == [
+        "Error: serve needs NEWSLETTER_SECRET_KEY: it checks the signed links in every "
+        "email (the same key `send` signed them with)"
+    ]
+
+
+def test_a_short_secret_key_is_refused(workspace: Path) -> None:
+    code, output = serve(workspace, env={"NEWSLETTER_SECRET_KEY": "short"})
+    assert code == 1 and "too short" in output and "short\n" not in output
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::"])
+def test_plain_http_beyond_loopback_needs_a_proxy(workspace: Path, host: str) -> None:
+    code, output = serve(workspace, "--host", host, env={"NEWSLETTER_SECRET_KEY": SECRET})
+    assert code == 1
+    assert len(output.strip().splitlines()) == 1 and "--behind-proxy" in output
+
+
+def test_several_workers_on_sqlite_are_refused(workspace: Path) -> None:
+    code, output = serve(workspace, "--workers", "2", env={"NEWSLETTER_SECRET_KEY": SECRET})
+    assert code == 1
+    assert len(output.strip().splitlines()) == 1 and "SQLite" in output
+
+
+def test_a_port_in_use_is_one_line(workspace: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, output = serve(workspace, "--port", str(port), env={"NEWSLETTER_SECRET_KEY": SECRET})
+    assert code == 1
+    assert output.strip().splitlines() == [
+        f"Error: port {port} on 127.0.0.1 is in use; stop what listens there or pass --port N"
+    ]
+
+
+def test_the_access_log_holds_no_token_and_no_address(workspace: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_WORKSPACE": str(workspace)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=5) as client:
+            for _ in range(200):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            assert (
+                client.get("/unsubscribe", params={"token": "SeCrEtToKeN.abc"}).status_code == 400
+            )
+            assert client.get("/ana@example.org/x").status_code == 404
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert "SeCrEtToKeN" not in stderr + stdout and "ana@example.org" not in stderr + stdout
+    assert '"GET /unsubscribe" 400' in stderr
+    assert '"GET /(hidden)/x" 404' in stderr
+    assert "Serving Millbrook Civic Bulletin on http://127.0.0.1:" in stdout
+
+
+def test_safe_path_hides_addresses_and_cuts_long_paths() -> None:
+    assert safe_path("/a/b@c.d/e") == "/a/(hidden)/e"
+    assert safe_path("/" + "x" * 500).endswith("...")
+    assert safe_path("/unsubscribe") == "/unsubscribe"
