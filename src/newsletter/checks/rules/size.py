@@ -13,13 +13,19 @@ GMAIL_STYLE_BYTES = 16_384
 
 @rule("gmail-clip", Severity.ERROR, "the HTML passes Gmail's 102 KB clipping limit")
 def gmail_clip(email: BuiltEmail) -> Found:
-    size = len(email.html.encode("utf-8"))
-    if size > GMAIL_CLIP_BYTES:
+    data = email.html.encode("utf-8")
+    if len(data) > GMAIL_CLIP_BYTES:
+        # The place is the first element Gmail no longer shows.
+        line = data[:GMAIL_CLIP_BYTES].count(b"\n") + 1
+        cut = next(
+            (e for e in email.doc.iter() if isinstance(e.tag, str) and (e.sourceline or 0) > line),
+            email.doc.find("body"),
+        )
         yield (
-            f"the HTML is {size / 1000:.1f} KB: Gmail clips it at "
-            f"{GMAIL_CLIP_BYTES // 1000} KB and hides the footer with the unsubscribe link; "
-            "shorten the issue or link to the long articles",
-            email.html_place(),
+            f"the HTML is {len(data) / 1000:.1f} KB: Gmail clips it at "
+            f"{GMAIL_CLIP_BYTES // 1000} KB, from here on, hiding the footer with the "
+            "unsubscribe link; shorten the issue or link to the long articles",
+            email.html_place(cut),
         )
 
 

@@ -1,4 +1,7 @@
-"""The words an inbox shows first, and words that were never meant to go out."""
+"""The words an inbox shows first, and words that were never meant to go out.
+
+An empty subject needs no rule here: the issue does not build without one.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +24,6 @@ _LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|%7B%7B|%7B%25|x-newsletter(?:-[0-9a-f
 
 def _plain(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
-
-
-@rule("subject-empty", Severity.ERROR, "the subject is empty")
-def subject_empty(email: BuiltEmail) -> Found:
-    if not email.issue.subject.strip():
-        yield "the subject is empty; write one in issue.toml", email.issue_place("subject")
 
 
 @rule("subject-long", Severity.WARNING, f"the subject is over {SUBJECT_MAX} characters")
