@@ -372,6 +372,7 @@ def test_an_issue_that_fails_to_build_leaves_the_archive_as_it_was(
     assert "Traceback" not in result.output
     assert snapshot(out) == before
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".archive.")]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [STATE_FILE]
 
 
 def test_an_output_folder_that_is_a_file_is_refused(settings: Settings, tmp_path: Path) -> None:
@@ -389,26 +390,40 @@ def test_a_folder_of_other_files_is_not_taken_over(settings: Settings, tmp_path:
 
 
 def test_an_output_folder_that_cannot_be_written_is_one_line(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    two_issues: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "public"
-    write_archive(settings, out, include_unsent=True)
+    write_archive(two_issues, out)
     before = snapshot(out)
+    (two_issues.issues_dir / WINTER / "article.md").write_text(WINTER_ARTICLE + "\nMore.\n")
+    build_issue(two_issues, two_issues.issues_dir / WINTER)  # only the archive is refused
 
     def refused(path: os.PathLike[str] | str, *args: object) -> None:
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
     monkeypatch.setattr(archive_folder.os, "mkdir", refused)
     with pytest.raises(ContentError) as info:
-        write_archive(settings, out, include_unsent=True)
+        write_archive(two_issues, out)
     message = str(info.value)
     assert len(message.splitlines()) == 1
-    assert "Permission denied" in message and "previous archive is unchanged" in message
+    assert message.startswith("cannot write the archive: ") and "Permission denied" in message
     monkeypatch.undo()
     assert snapshot(out) == before
 
 
-def test_a_full_disk_while_writing_leaves_the_archive_as_it_was(
+def test_a_first_run_that_fails_leaves_nothing(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(archive_folder, "_write_new", full)
+    with pytest.raises(ContentError, match="No space left on device"):
+        write_archive(settings, tmp_path / "public", include_unsent=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ws"]
+
+
+def test_a_full_disk_while_writing_an_issue_leaves_its_old_folder(
     two_issues: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = default_archive_dir(two_issues)
@@ -419,11 +434,12 @@ def test_a_full_disk_while_writing_leaves_the_archive_as_it_was(
     def full(path: Path, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(archive_folder, "_write_synced", full)
+    monkeypatch.setattr(archive_folder, "_write_new", full)
     with pytest.raises(ContentError, match="No space left on device"):
         write_archive(two_issues)
-    assert snapshot(out) == before
-    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []
+    assert snapshot(out) == before  # the state file too: the next run tries again
+    monkeypatch.undo()
+    assert write_archive(two_issues).written == [WINTER]
 
 
 # --- templates and the command ---------------------------------------------------------------
@@ -448,7 +464,10 @@ def test_a_template_mistake_names_the_file_and_line(workspace: Path, settings: S
         write_archive(settings, include_unsent=True)
 
 
-def test_the_command_reports_what_it_wrote(workspace: Path, settings: Settings) -> None:
+def test_the_command_reports_what_it_wrote(
+    workspace: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(workspace)
     runner = CliRunner()
     args = [
         "--workspace",
@@ -460,7 +479,7 @@ def test_the_command_reports_what_it_wrote(workspace: Path, settings: Settings) 
     ]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert f"wrote {workspace / 'site' / EXAMPLE / 'index.html'}\n" in first.stdout
+    assert f"wrote site/{EXAMPLE}/index.html\n" in first.stdout
     assert "1 issues (0 unchanged)" in first.stdout
     second = runner.invoke(app, args)
     assert "wrote" not in second.stdout and "1 issues (1 unchanged)" in second.stdout

@@ -12,9 +12,9 @@ the issue's build (rebuilt first if its sources changed, as `send` does).
 
 Every issue is checked before anything is written; one that fails to build, or whose
 email points at a file of its archive folder that its build did not make, stops the run
-with one line each, and the previous archive stays as it was (archive_folder swaps a new
-folder in whole). An issue whose inputs are unchanged since the last run is neither
-rebuilt nor rewritten.
+with one line each, and the previous archive stays as it was. Then only what changed is
+written, each issue's folder swapped in whole (archive_folder). An issue whose inputs are
+unchanged since the last run is neither rebuilt nor rewritten.
 """
 
 from __future__ import annotations
@@ -36,15 +36,15 @@ from newsletter.files import PATH_LIMIT, shown
 from newsletter.storage import open_engine, sends, transaction
 from newsletter.web.archive_feed import FEED_FILE, atom_feed
 from newsletter.web.archive_folder import (
-    STATE_FILE,
+    Content,
     Recorded,
-    Stage,
+    Writer,
     checked_target,
     fingerprint,
     read_state,
-    staged,
     state_bytes,
     tree_digest,
+    unwritable,
 )
 from newsletter.web.archive_pages import (
     Entry,
@@ -79,99 +79,133 @@ class ArchiveResult:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Planned:
+    """One issue as this run will leave it: its record, and its files if they are remade."""
+
+    key: str
+    record: Recorded
+    files: dict[str, Content] | None  # None: unchanged since the last run, left alone
+
+
 def write_archive(
     settings: Settings, out: Path | None = None, include_unsent: bool = False
 ) -> ArchiveResult:
-    """Write (or bring up to date) the archive in `out`, by default build/archive."""
+    """Write (or bring up to date) the archive in `out`, by default build/archive.
+
+    Every issue is worked out before anything is written: one that fails leaves the
+    archive as it was.
+    """
     given = out or default_archive_dir(settings)
     target = checked_target(given)
     result = ArchiveResult(out=given)
     sent = None if include_unsent else sent_issues(settings)
     previous = read_state(target)
-    recorded: dict[str, Recorded] = {}
-    entries: list[Entry] = []
-    problems: list[str] = []
-    shared = shared_digest(settings)
     env = archive_environment(settings)
-    with staged(target) as stage:
-        for folder in issue_folders(settings):
-            key = folder.name
-            if sent is not None and key not in sent:
-                result.not_sent.append(key)
-                continue
-            try:
-                record = _archive_issue(settings, env, stage, shared, folder, previous.get(key))
-            except NewsletterError as exc:
-                problems.extend(str(exc).splitlines())
-                continue
-            recorded[key] = record
-            if not record.archived:
-                result.opted_out.append(key)
-                continue
-            entries.append(Entry.from_json(key, record.entry))
-            if key in stage.rewritten:
-                result.written.append(key)
-        if problems:
-            last = f"nothing written: {shown(given, PATH_LIMIT)} is as it was"
-            raise ContentError("\n".join([*problems, last]))
-        entries.sort(key=lambda e: (e.date, e.key), reverse=True)
-        stage.put(INDEX_FILE, index_page(env, settings, entries))
-        stage.put(FEED_FILE, atom_feed(settings, entries))
-        _keep_others(stage, previous)
-        stage.put(STATE_FILE, state_bytes(recorded))
+    shared = shared_digest(settings)
+    planned: list[Planned] = []
+    problems: list[str] = []
+    for folder in issue_folders(settings):
+        if sent is not None and folder.name not in sent:
+            result.not_sent.append(folder.name)
+            continue
+        try:
+            planned.append(_plan(settings, env, shared, target, folder, previous.get(folder.name)))
+        except NewsletterError as exc:
+            problems.extend(str(exc).splitlines())
+    if problems:
+        last = f"nothing written: {shown(given, PATH_LIMIT)} is as it was"
+        raise ContentError("\n".join([*problems, last]))
+
+    archived = [p for p in planned if p.record.archived]
+    result.opted_out = [p.key for p in planned if not p.record.archived]
+    entries = sorted(
+        (Entry.from_json(p.key, p.record.entry) for p in archived),
+        key=lambda e: (e.date, e.key),
+        reverse=True,
+    )
     result.archived = [e.key for e in entries]
     kept = set(result.archived)
     result.removed = sorted(k for k, r in previous.items() if r.archived and k not in kept)
+    state = state_bytes({p.key: p.record for p in planned})
+    _write(target, archived, entries, result, state, env, settings)
     return result
 
 
-def _archive_issue(
+def _write(
+    target: Path,
+    archived: list[Planned],
+    entries: list[Entry],
+    result: ArchiveResult,
+    state: bytes,
+    env: jinja2.Environment,
+    settings: Settings,
+) -> None:
+    """Issue folders first, then the index and feed that link to them, the state last."""
+    try:
+        writer = Writer(target)
+    except OSError as exc:
+        raise unwritable(target, exc) from exc
+    try:
+        for item in archived:
+            if item.files is not None and writer.issue(item.key, item.files):
+                result.written.append(item.key)
+        writer.file(INDEX_FILE, index_page(env, settings, entries))
+        writer.file(FEED_FILE, atom_feed(settings, entries))
+        for key in result.removed:
+            writer.remove(key)
+        writer.finish(state)
+    except OSError as exc:
+        writer.abandon()
+        raise unwritable(target, exc) from exc
+    except BaseException:
+        writer.abandon()
+        raise
+    result.written.sort()
+
+
+def _plan(
     settings: Settings,
     env: jinja2.Environment,
-    stage: Stage,
     shared: str,
+    target: Path,
     folder: Path,
     before: Recorded | None,
-) -> Recorded:
-    """One issue into the new folder: carried over if unchanged, made anew if not."""
+) -> Planned:
+    """One issue: left alone if its inputs are unchanged, made anew (in memory) if not."""
     key = folder.name
     build = settings.build_dir / key
     inputs = ((folder, ()), (build, ("email.html", "email.txt", "email.eml")))
     if before is not None and before.fingerprint == fingerprint(shared, *inputs):
-        if not before.archived:
-            return before
-        if (stage.target / key / INDEX_FILE).is_file():
-            stage.keep(key)
-            return before
+        if not before.archived or (target / key / INDEX_FILE).is_file():
+            return Planned(key, before, None)
     issue, rendered = load_built(settings, folder)
     now = fingerprint(shared, *inputs)  # the build may have been remade
     if not issue.archive:
-        return Recorded(fingerprint=now, archived=False)
+        return Planned(key, Recorded(fingerprint=now, archived=False), None)
     entry = Entry(key=key, subject=rendered.subject, preheader=rendered.preheader, date=issue.date)
     email = public_email(settings, rendered, key)
-    files = {f"{key}/{INDEX_FILE}": issue_page(env, settings, entry, email)}
-    files.update(_published_files(build, key))
+    files: dict[str, Content] = {INDEX_FILE: issue_page(env, settings, entry, email)}
+    files.update(_published_files(build))
     _check_links(settings, key, email.archive_links, files, folder)
-    for relative, data in sorted(files.items()):
-        stage.put(relative, data)
-    return Recorded(fingerprint=now, archived=True, entry=entry.to_json())
+    return Planned(key, Recorded(fingerprint=now, archived=True, entry=entry.to_json()), files)
 
 
-def _published_files(build: Path, key: str) -> dict[str, bytes]:
-    """The files a build made for the web (images), by their place in the archive."""
-    found: dict[str, bytes] = {}
+def _published_files(build: Path) -> dict[str, Content]:
+    """The files a build made for the web (images), by their name in the issue's folder."""
+    found: dict[str, Content] = {}
     for path in sorted(build.rglob("*")):
         relative = path.relative_to(build)
         if any(part.startswith(".") for part in relative.parts) or not path.is_file():
             continue
         if len(relative.parts) == 1 and relative.name in _BUILD_ONLY:
             continue
-        found[f"{key}/{relative.as_posix()}"] = path.read_bytes()
+        found[relative.as_posix()] = path
     return found
 
 
 def _check_links(
-    settings: Settings, key: str, links: tuple[str, ...], files: dict[str, bytes], folder: Path
+    settings: Settings, key: str, links: tuple[str, ...], files: dict[str, Content], folder: Path
 ) -> None:
     """Every URL of the email inside this issue's archive folder names a file it holds."""
     base = f"{archive_base(settings)}{key}/"
@@ -180,22 +214,13 @@ def _check_links(
         if not url.startswith(base):
             continue  # another issue's page, or the index: theirs to provide
         path = url[len(base) :].split("#", 1)[0].split("?", 1)[0]
-        relative = f"{key}/{path}" if path and not path.endswith("/") else f"{key}/{path}index.html"
-        if relative not in files:
+        if (path + INDEX_FILE if path.endswith("/") or not path else path) not in files:
             missing.append(url)
     if missing:
         raise ContentError(
             f"{folder / ISSUE_FILE}: the email links to {', '.join(missing)}, which its build "
             "did not make; build the issue again (`newsletter build`)"
         )
-
-
-def _keep_others(stage: Stage, previous: dict[str, Recorded]) -> None:
-    """Files of the previous folder that no run wrote (a CNAME, robots.txt) stay."""
-    ours = {INDEX_FILE, FEED_FILE, STATE_FILE, *previous}
-    for name in stage.previous_names():
-        if name not in ours and not (stage.folder / name).exists():
-            stage.keep(name)
 
 
 def issue_folders(settings: Settings) -> list[Path]:

@@ -1,16 +1,24 @@
-"""The archive's folder on disk: what it holds, and replacing it whole.
+"""The archive's folder on disk: what a run recorded in it, and writing into it safely.
 
-A run writes a new folder beside the archive and swaps it in with two renames, so an
-error half-way (an issue that fails to build, a full disk) leaves the previous archive as
-it was, and a web server never serves a mix of two runs. What did not change is
-hard-linked from the previous folder instead of written again: the swap costs a link per
-file, and an unchanged file keeps its inode and modification time, which rsync and
-object-store syncs rely on to skip it.
+A run first works out everything (every page, every file to publish) and writes only if
+every issue checked out, so an issue that fails to build or lacks an image leaves the
+previous archive exactly as it was. Then each changed issue's folder is written beside
+the old one and swapped in with two renames, so a reader (or a web server) sees either
+the old folder or the new, never a mix; the index and the feed are replaced atomically
+after the folders they link to are in place. An issue whose files are unchanged is not
+touched at all: no rewrite, no new inode, no new modification time, which rsync and
+object-store syncs rely on to skip it. A first run writes the whole folder beside and
+renames it into place.
+
+Why not a whole new folder every run, hard-linked to the old one: creating and removing
+a folder per issue costs more than everything else an incremental run does (a folder's
+removal took 2.6 ms on the development machine's disk, 1.3 s for 500 issues).
 
 STATE_FILE in the archive records, per issue, a fingerprint of what its pages were made
 from (the issue folder's files, its build, the templates, the settings, the version) and
 what the index and feed say of it. It holds no clock time, so two runs on the same input
-give the same bytes; an issue whose fingerprint is unchanged costs a few file reads.
+give the same bytes; an issue whose fingerprint is unchanged costs a few file reads. It
+is written last, after the rest is on disk: it never vouches for a page that is not.
 Files in the folder that no run wrote (a CNAME for GitHub Pages, robots.txt) are kept.
 """
 
@@ -22,17 +30,18 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from newsletter.errors import ContentError
-from newsletter.files import PATH_LIMIT, os_problem, shown
+from newsletter.files import PATH_LIMIT, os_problem, shown, write_atomic
 
 STATE_FILE = ".newsletter-archive.json"
 STATE_VERSION = 1
+
+# What a file of the archive is made from: its bytes, or a file to copy (an image).
+Content = bytes | Path
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ class Recorded:
 
 
 def read_state(folder: Path) -> dict[str, Recorded]:
-    """The issues a previous run recorded; nothing (all rebuilt) if the file is unreadable."""
+    """The issues a previous run recorded; nothing (all made anew) if the file is unreadable."""
     try:
         data = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
         if data.get("version") != STATE_VERSION:
@@ -76,19 +85,18 @@ def state_bytes(issues: dict[str, Recorded]) -> bytes:
 # --- fingerprints -------------------------------------------------------------------------
 
 
-def tree_digest(digest: Any, root: Path, skip: Iterable[str] = ()) -> None:
+def tree_digest(digest: Any, root: Path, skip: tuple[str, ...] = ()) -> None:
     """Feed every file under `root` (name and bytes, in name order) into `digest`.
 
     Hidden files are left out: they are editors' and tools' leftovers, never published.
     """
-    skipped = set(skip)
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
         digest.update(b"\0missing\0")
         return
     for entry in entries:
-        if entry.name.startswith(".") or entry.name in skipped:
+        if entry.name.startswith(".") or entry.name in skip:
             continue
         digest.update(entry.name.encode("utf-8", "surrogateescape") + b"\0")
         if entry.is_dir():
@@ -112,7 +120,7 @@ def fingerprint(shared: str, *trees: tuple[Path, tuple[str, ...]]) -> str:
 
 
 def checked_target(out: Path) -> Path:
-    """The folder to replace: `out`, or the folder it links to. Refuses what is no archive."""
+    """The folder to write: `out`, or the folder it links to. Refuses what is no archive."""
     try:
         target = out.resolve() if out.is_symlink() else out.absolute()
         if target.exists() and not target.is_dir():
@@ -134,71 +142,121 @@ def checked_target(out: Path) -> Path:
         raise ContentError(f"cannot use the archive folder: {os_problem(out, exc)}") from exc
 
 
-class Stage:
-    """A new archive folder beside the old one, filled by a run and swapped in at the end."""
+def unwritable(target: Path, exc: OSError) -> ContentError:
+    return ContentError(f"cannot write the archive: {os_problem(target, exc)}")
 
-    def __init__(self, target: Path, folder: Path) -> None:
+
+class Writer:
+    """Puts a run's issues, index and feed into the archive folder, changing only what differs.
+
+    On a first run (no folder yet) everything goes into a folder beside it, renamed into
+    place by `finish`.
+    """
+
+    def __init__(self, target: Path) -> None:
         self.target = target
-        self.folder = folder
-        self.rewritten: set[str] = set()  # top-level names whose files were written anew
+        self.fresh = not target.exists()
+        self.folder = _new_folder_beside(target) if self.fresh else target
 
-    def put(self, relative: str, data: bytes) -> bool:
-        """Write one file, or link the previous archive's copy when it holds these bytes."""
-        path = self.folder / relative
-        previous = self.target / relative
-        try:
-            same = previous.is_file() and previous.stat().st_size == len(data)
-            same = same and previous.read_bytes() == data
-        except OSError:
-            same = False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if same and _link(previous, path):
+    def issue(self, key: str, files: dict[str, Content]) -> bool:
+        """Make the folder `key` hold exactly `files`; False if it did already."""
+        old = self.folder / key
+        wanted = {name: _bytes(content) for name, content in files.items()}
+        if not self.fresh and _holds(old, wanted):
             return False
-        _write_synced(path, data)
-        self.rewritten.add(relative.split("/", 1)[0])
+        new = old if self.fresh else _new_folder_beside(old)
+        try:
+            if self.fresh:
+                new.mkdir()
+            for name, data in sorted(wanted.items()):
+                if self.fresh or not _same(old / name, data) or not _link(old / name, new / name):
+                    _write_new(new / name, data)
+            if not self.fresh:
+                _swap(new, old)
+        finally:
+            if new != old:
+                shutil.rmtree(new, ignore_errors=True)
         return True
 
-    def keep(self, name: str) -> None:
-        """Carry a file or folder of the previous archive over as it is."""
-        source = self.target / name
-        destination = self.folder / name
-        if source.is_dir() and not source.is_symlink():
-            shutil.copytree(source, destination, symlinks=True, copy_function=_link_or_copy)
+    def file(self, name: str, data: bytes) -> bool:
+        """Replace one top-level file atomically; False if it held these bytes already."""
+        path = self.folder / name
+        if _same(path, data):
+            return False
+        if self.fresh:
+            _write_new(path, data)
         else:
-            _link_or_copy(str(source), str(destination))
+            write_atomic(path, data, sync=False)
+        return True
 
-    def previous_names(self) -> list[str]:
-        try:
-            return sorted(p.name for p in self.target.iterdir())
-        except FileNotFoundError:
-            return []
+    def remove(self, key: str) -> None:
+        """Take an issue's folder out (renamed aside first, so it goes at once)."""
+        folder = self.folder / key
+        if folder.is_dir() and not folder.is_symlink():
+            aside = folder.with_name(f".{key}.{secrets.token_hex(4)}.old")
+            os.rename(folder, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+
+    def finish(self, state: bytes) -> None:
+        """Flush everything to disk, write the state file last, put a first run in place."""
+        if _same(self.folder / STATE_FILE, state):
+            return  # nothing changed, or only files the state does not describe
+        os.sync()
+        write_atomic(self.folder / STATE_FILE, state)
+        if self.fresh:
+            os.rename(self.folder, self.target)
+            self.fresh = False
+            self.folder = self.target
+
+    def abandon(self) -> None:
+        """After an error on a first run: nothing is left behind."""
+        if self.fresh:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
-@contextmanager
-def staged(target: Path) -> Iterator[Stage]:
-    """A Stage for `target`; swapped in if the block ends well, removed if not."""
+def _bytes(content: Content) -> bytes:
+    return content.read_bytes() if isinstance(content, Path) else content
+
+
+def _holds(folder: Path, wanted: dict[str, bytes]) -> bool:
+    """Whether `folder` holds exactly these files with these bytes (hidden files aside)."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        folder = _new_folder_beside(target)
-    except OSError as exc:
-        raise _unwritable(target, exc) from exc
+        present = {
+            p.relative_to(folder).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        }
+    except OSError:
+        return False
+    return present == set(wanted) and all(_same(folder / n, d) for n, d in wanted.items())
+
+
+def _same(path: Path, data: bytes) -> bool:
     try:
-        yield Stage(target, folder)
-        _swap(folder, target)
-    except OSError as exc:  # a full disk while filling the new folder, a failed rename
-        raise _unwritable(target, exc) from exc
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)  # gone already when it was swapped in
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
 
 
-def _unwritable(target: Path, exc: OSError) -> ContentError:
-    return ContentError(
-        f"cannot write the archive: {os_problem(target, exc)} (the previous archive is unchanged)"
-    )
+def _write_new(path: Path, data: bytes) -> None:
+    """A file in a folder nobody reads yet: no temporary name needed (`finish` syncs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb") as handle:
+        handle.write(data)
+
+
+def _link(source: Path, destination: Path) -> bool:
+    """An unchanged file carried into the new folder: same inode, same time."""
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, destination)
+        return True
+    except OSError:
+        return False
 
 
 def _swap(new: Path, target: Path) -> None:
-    """Move the old archive aside, the new one into its place, then drop the old one."""
+    """Move the old folder aside, the new one into its place, then drop the old one."""
     aside = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
     moved = False
     if target.exists():
@@ -215,6 +273,7 @@ def _swap(new: Path, target: Path) -> None:
 
 
 def _new_folder_beside(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(100):
         folder = target.with_name(f".{target.name}.{secrets.token_hex(4)}.new")
         try:
@@ -223,29 +282,3 @@ def _new_folder_beside(target: Path) -> Path:
         except FileExistsError:
             continue
     raise FileExistsError(f"{target.parent}: no free name for a new archive folder")
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    """A new file in the new folder: no temporary name needed, the folder is swapped whole.
-
-    Synced before the swap, so a crash after it never leaves an empty page behind.
-    """
-    with open(path, "xb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _link(source: Path, destination: Path) -> bool:
-    try:
-        os.link(source, destination)
-        return True
-    except OSError:
-        return False
-
-
-def _link_or_copy(source: str, destination: str) -> str:
-    """A hard link where the file system has them; otherwise a copy with its times."""
-    if not _link(Path(source), Path(destination)):
-        shutil.copy2(source, destination, follow_symlinks=False)
-    return destination
