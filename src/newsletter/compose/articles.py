@@ -33,6 +33,7 @@ from newsletter.compose.front_matter import (
     check_front_matter,
     split_front_matter,
 )
+from newsletter.compose.images import LocalImage, find_images
 from newsletter.compose.links import checked_url
 from newsletter.compose.markup import escape_markdown, html_to_markdown, sanitize
 from newsletter.config_checks import CONTROL_CHARACTERS, LINE_BREAKS
@@ -61,6 +62,8 @@ class Article:
     warnings: tuple[str, ...] = field(default=(), compare=False)
     # SHA-256 of the file's bytes: part of what a build records it was made from.
     digest: str = field(default="", compare=False)
+    # The image files beside the article that it shows (compose.images).
+    images: tuple[LocalImage, ...] = field(default=(), compare=False)
 
 
 def read_article(path: Path, drop_lines: Iterable[str] = ()) -> Article:
@@ -85,11 +88,16 @@ def read_article(path: Path, drop_lines: Iterable[str] = ()) -> Article:
         raise ContentError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     text, warnings = article_text(path, raw)
     article = reader(path, text, tuple(drop_lines))
+    body = without_controls(article.body)
+    images, problems = find_images(path, text, article.image, body)
+    if problems:
+        raise ContentError("\n".join(problems))
     return replace(
         article,
-        body=without_controls(article.body),
+        body=body,
         warnings=warnings + article.warnings,
         digest=hashlib.sha256(raw).hexdigest(),
+        images=images,
     )
 
 
@@ -237,9 +245,15 @@ def _line_of(text: str, needle: str) -> int:
 # --- HTML ----------------------------------------------------------------------------------
 
 
-def read_html(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Article:
-    """Read an HTML page or fragment; its title comes from <h1>, og:title or <title>."""
-    doc = _parse_html(path, text)
+def read_html(
+    path: Path, text: str, drop_lines: tuple[str, ...] = (), *, label: str | None = None
+) -> Article:
+    """Read an HTML page or fragment; its title comes from <h1>, og:title or <title>.
+
+    `label` names the page in messages when it came from elsewhere than `path` (a URL).
+    """
+    where = label or str(path)
+    doc = _parse_html(where, text)
     for bad in doc.xpath("//script|//style|//noscript|//template|//nav|//header|//footer"):
         bad.drop_tree()
 
@@ -260,7 +274,7 @@ def read_html(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Articl
         heading.drop_tree()
     title = title or meta("og:title") or clean_line(" ".join(doc.xpath("//title/text()")))
     if not title:
-        raise ContentError(f"{path}:1: article has no title (add an <h1> or a <title>)")
+        raise ContentError(f"{where}:1: article has no title (add an <h1> or a <title>)")
 
     date_text = meta("article:published_time", "date", "dc.date")
     if date_text is None:
@@ -271,7 +285,7 @@ def read_html(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Articl
         try:
             date = parse_date(date_text[:10] if re.match(r"\d{4}-", date_text) else date_text)
         except ValueError as exc:
-            raise ContentError(f"{path}: date: {exc}") from exc
+            raise ContentError(f"{where}: date: {exc}") from exc
 
     inner = "".join(
         lxml_html.tostring(child, encoding="unicode") for child in container.iterchildren()
@@ -284,8 +298,8 @@ def read_html(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Articl
     warnings: list[str] = []
     canonical: list[str | None] = [str(h) for h in doc.xpath('//link[@rel="canonical"]/@href')]
     links = [("canonical link", canonical[:1]), ("og:url", [meta("og:url", clean=str)])]
-    url = _page_url(path, links, warnings)
-    image = _page_url(path, [("og:image", [meta("og:image", clean=str)])], warnings, image=True)
+    url = _page_url(where, links, warnings)
+    image = _page_url(where, [("og:image", [meta("og:image", clean=str)])], warnings, image=True)
     return Article(
         source=path,
         title=title,
@@ -303,7 +317,7 @@ def read_html(path: Path, text: str, drop_lines: tuple[str, ...] = ()) -> Articl
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*>")
 
 
-def _parse_html(path: Path, text: str) -> lxml_html.HtmlElement:
+def _parse_html(path: str, text: str) -> lxml_html.HtmlElement:
     """The page as a tree; one without any content is an article without a title."""
     # lxml refuses text that starts with an XML declaration naming an encoding (XHTML pages
     # do); the text is already decoded, so the declaration says nothing more.
@@ -318,7 +332,7 @@ def _parse_html(path: Path, text: str) -> lxml_html.HtmlElement:
 
 
 def _page_url(
-    path: Path,
+    path: str,
     candidates: list[tuple[str, list[str | None]]],
     warnings: list[str],
     image: bool = False,

@@ -6,6 +6,8 @@
     build/<issue>/rendered.json  subject, HTML and text with per-recipient tokens: what
                                  sending personalizes, with a hash of the content and one
                                  of everything it was made from (compose.sources)
+    build/<issue>/chart-1a2b3c4d.png   each local image as the email links to it
+                                 (compose.images), for the archive to publish
 
 Everything is computed before the first byte is written. The files are written into a
 folder beside the build's and swapped in whole, so an error (a full disk, a read-only
@@ -141,12 +143,14 @@ def build_issue(settings: Settings, folder: Path, out_dir: Path | None = None) -
         "templates": list(rendered.templates),
         "html": rendered.html,
         "text": rendered.text,
+        "images": [image.name for image in rendered.images],
     }
     outputs = {
         "email.html": sample.html.encode("utf-8"),
         "email.txt": sample.text.encode("utf-8"),
         "email.eml": eml,
         RENDERED_FILE: json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"),
+        **{image.name: image.data for image in rendered.images},
     }
     write_build(target, outputs)
     result = BuildResult(issue=issue, rendered=rendered, out_dir=target)
@@ -169,7 +173,9 @@ def write_build(target: Path, outputs: dict[str, bytes]) -> None:
     """Put `outputs` in the folder `target` all at once, or leave it as it was.
 
     A `target` that is a symbolic link (to a shared drive, say) stays one: the files go
-    into the folder it points to. Swapping would put a folder in the link's place.
+    into the folder it points to. Swapping would put a folder in the link's place. The
+    images an earlier build wrote there (its rendered.json lists them) are its own too:
+    those no longer shown go.
     """
     try:
         if target.is_symlink() and not target.is_dir():
@@ -179,16 +185,31 @@ def write_build(target: Path, outputs: dict[str, bytes]) -> None:
             )
         if target.exists() and not target.is_dir():
             raise ContentError(f"{target}: is a file; a build is written to a folder")
+        earlier = _earlier_images(target) - set(outputs)
         if target.is_symlink() or (
-            target.is_dir() and any(p.name not in outputs for p in target.iterdir())
+            target.is_dir()
+            and any(p.name not in outputs and p.name not in earlier for p in target.iterdir())
         ):
             _write_among_others(target, outputs)
+            for name in earlier:
+                (target / name).unlink(missing_ok=True)
         else:
             _swap_in(target, outputs)
     except OSError as exc:  # a full disk, a read-only folder, a name past 255 bytes
         raise ContentError(
             f"cannot write the build: {os_problem(target, exc)} (the previous build is unchanged)"
         ) from exc
+
+
+def _earlier_images(target: Path) -> set[str]:
+    """The image files the build already in `target` wrote, by its rendered.json."""
+    try:
+        names = json.loads((target / RENDERED_FILE).read_text(encoding="utf-8"))["images"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    if not isinstance(names, list):
+        return set()
+    return {n for n in names if isinstance(n, str) and n == Path(n).name and n[:1] != "."}
 
 
 def _swap_in(target: Path, outputs: dict[str, bytes]) -> None:

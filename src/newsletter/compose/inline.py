@@ -11,6 +11,7 @@ import logging
 import warnings
 
 import cssutils
+from lxml import etree
 from premailer import Premailer
 
 # cssutils warns about every mso-/-webkit- property it does not know, once per element.
@@ -24,7 +25,7 @@ def inline_css(html: str, base_url: str) -> str:
     strip_important=False: the default strips !important from @media rules too, and then
     phone layouts lose to the inlined desktop styles.
     """
-    inliner = Premailer(
+    inliner = _Inliner(
         html,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         allow_network=False,
@@ -40,6 +41,29 @@ def inline_css(html: str, base_url: str) -> str:
     if html.lstrip().lower().startswith("<!doctype") and not out.startswith("<!DOCTYPE"):
         out = "<!DOCTYPE html>\n" + out
     return ascii_html(out)
+
+
+class _Inliner(Premailer):  # type: ignore[misc]
+    """Premailer that leaves an image's width and height attributes as the HTML gave them.
+
+    Premailer copies CSS width and height into attributes, over any already there: an
+    image's `width="536" height="300"` (what Outlook sizes it by) became the CSS's
+    `width="100%" height="auto"`, and `height="auto"` means nothing.
+    """
+
+    def _style_to_basic_html_attributes(
+        self, element: etree._Element, style_content: str, force: bool = False
+    ) -> None:
+        if element.tag != "img":
+            super()._style_to_basic_html_attributes(element, style_content, force)
+            return
+        given = {k: element.attrib[k] for k in ("width", "height") if k in element.attrib}
+        super()._style_to_basic_html_attributes(element, style_content, force)
+        for key in ("width", "height"):
+            if key in given:
+                element.attrib[key] = given[key]
+            elif not element.attrib.get(key, "0").isdigit():
+                del element.attrib[key]
 
 
 def ascii_html(html: str) -> str:

@@ -5,12 +5,13 @@ and the links and images inside article bodies all go through `checked_url`: htt
 everywhere, mailto (and tel, which sanitizing always let through) for links only, and
 relative URLs, which rendering makes absolute against site_url. Anything else
 (javascript:, data:, file:, vbscript:, an unknown scheme) is refused, so no such URL can
-reach an href or a src.
+reach an href or a src. What `add` fetches passes `fetchable_url`: http(s) with a host.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from newsletter.config_checks import line_problem
 
@@ -44,3 +45,24 @@ def safe_url(value: str, *, image: bool = False) -> str | None:
         return checked_url(value, image=image)
     except ValueError:
         return None
+
+
+def looks_like_url(text: str) -> bool:
+    """Whether a source given to `add` is meant as a URL rather than a file (it has a scheme)."""
+    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", text.strip()))
+
+
+def fetchable_url(value: str) -> str:
+    """An absolute http(s) URL with a host that `add` may fetch, or ValueError saying why."""
+    text = checked_url(value)
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in IMAGE_SCHEMES:
+        raise ValueError(f"{text!r}: only http and https URLs can be fetched")
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018 - a port that is not a number fails here
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a URL ({exc})") from exc
+    if not host:
+        raise ValueError(f"{text!r} is not a URL: it names no host")
+    return text

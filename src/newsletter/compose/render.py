@@ -13,15 +13,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urljoin
 
 import jinja2
 from markupsafe import Markup
 
+from newsletter.compose.images import (
+    PublishedImage,
+    publish,
+    published_for,
+    with_published_images,
+)
 from newsletter.compose.issue import Issue
 from newsletter.compose.markup import html_to_text, markdown_to_html, wrap
 from newsletter.compose.personalize import split_tokens, tokens
@@ -47,6 +54,8 @@ class Rendered:
     nonce: str = ""
     source_hash: str = ""
     templates: tuple[str, ...] = ()
+    # The local images as published (compose.images): the build writes them beside the email.
+    images: tuple[PublishedImage, ...] = ()
 
     @cached_property
     def html_parts(self) -> list[str]:
@@ -96,24 +105,34 @@ def format_date(value: dt.date) -> str:
     return f"{value.day} {value:%B} {value.year}"
 
 
-def context(issue: Issue, settings: Settings, nonce: str = "") -> dict[str, Any]:
-    """What the templates see; documented in the README."""
+def context(
+    issue: Issue,
+    settings: Settings,
+    nonce: str = "",
+    images: Mapping[Path, PublishedImage] | None = None,
+) -> dict[str, Any]:
+    """What the templates see; documented in the README. `images`: see publish_images."""
     base = settings.site_url if settings.site_url.endswith("/") else settings.site_url + "/"
     fields = tokens(nonce)
+    images = images or {}
 
     def absolute(url: str | None) -> str | None:
         return urljoin(base, url) if url else url
 
     articles = []
     for article in issue.articles:
-        body_html = markdown_to_html(article.body)
+        folder = article.source.parent
+        body_html = with_published_images(markdown_to_html(article.body), folder, images)
+        lead = published_for(article.image, folder, images)
         articles.append(
             {
                 "title": article.title,
                 "url": absolute(article.url),
                 "author": article.author,
                 "date": article.date,
-                "image": absolute(article.image),
+                "image": lead.url if lead else absolute(article.image),
+                "image_width": lead.width if lead else None,
+                "image_height": lead.height if lead else None,
                 "image_alt": article.image_alt,
                 "summary": article.summary,
                 "html": Markup(body_html),
@@ -155,7 +174,8 @@ def render(issue: Issue, settings: Settings) -> Rendered:
     inputs = inputs_digest(issue, settings)
     nonce = token_nonce(inputs)
     env = environment(settings)
-    values = context(issue, settings, nonce)
+    images = publish_images(issue, settings)
+    values = context(issue, settings, nonce, images)
     html = _render_one(env, f"{issue.template}.html", values)
     text = _render_one(env, f"{issue.template}.txt", values)
     read = _loader(env).read
@@ -167,7 +187,19 @@ def render(issue: Issue, settings: Settings) -> Rendered:
         nonce=nonce,
         source_hash=source_hash(inputs, read),
         templates=tuple(sorted(read)),
+        images=tuple(sorted({i.name: i for i in images.values()}.values(), key=_name)),
     )
+
+
+def publish_images(issue: Issue, settings: Settings) -> dict[Path, PublishedImage]:
+    """The issue's local images, published under <archive_url><issue folder>/."""
+    base = f"{settings.archive_url.rstrip('/')}/{issue.key}/"
+    found = [(a.source, image) for a in issue.articles for image in a.images]
+    return publish(found, issue.folder, base) if found else {}
+
+
+def _name(image: PublishedImage) -> str:
+    return image.name
 
 
 def template_digests(settings: Settings, names: Sequence[str]) -> dict[str, str] | None:

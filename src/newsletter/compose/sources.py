@@ -3,9 +3,10 @@
 Modification times cannot tell: a deleted article leaves nothing newer behind, `cp -p`
 brings back an older time, and a setting in the environment has no time at all. So a
 build records a SHA-256 of its inputs: the issue as issue.toml gives it, the bytes of each
-article file, every setting that can change the email, the package's version, and the
-templates it rendered (by name and content, wherever the loader found them). A build
-whose recorded hash differs from today's is rebuilt before anything is sent.
+article file and of each local image it shows, every setting that can change the email,
+the package's version, and the templates it rendered (by name and content, wherever the
+loader found them). A build whose recorded hash differs from today's is rebuilt before
+anything is sent.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ OUTPUT_SETTINGS = (
     "direction",
     "list_id",
     "unsubscribe_url",
+    "unsubscribe_mailto",
     "archive_url",
     "drop_lines",
 )
-UNUSED_SETTINGS = ("root", "database_url", "provider", "sending")
+UNUSED_SETTINGS = ("root", "database_url", "provider", "sending", "topics", "webhooks")
 
 
 def inputs_digest(issue: Issue, settings: Settings) -> str:
@@ -51,6 +53,9 @@ def inputs_digest(issue: Issue, settings: Settings) -> str:
         },
         "articles": [[a.source.name, a.digest] for a in issue.articles],
     }
+    images = [[a.source.name, i.ref, i.digest] for a in issue.articles for i in a.images]
+    if images:  # only then: the hash of an issue without local images stays as it was
+        record["images"] = images
     return _sha256(record)
 
 
