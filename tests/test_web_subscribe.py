@@ -74,6 +74,8 @@ def test_subscribe_then_confirm_makes_an_active_subscriber(
     message = outbox_messages(public_settings, "confirmations")[0]
     assert message["To"].addresses[0].addr_spec == "Ana@example.org"
     assert public_settings.name in message["Subject"]
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["List-Unsubscribe"] is None  # not a message of the list
     link = link_in(message, "/confirm")
     assert link.startswith("https://millbrook.example.org/confirm?token=")
     token = token_of(link)

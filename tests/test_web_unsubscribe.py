@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import update
 from web_support import (
     ENVIRON,
     SECRET,
@@ -30,6 +31,7 @@ from newsletter.web.app import create_app
 
 ISSUE = "2026-11-26-welcome"
 ONE_CLICK = "List-Unsubscribe=One-Click"
+stamp_past = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -231,5 +233,9 @@ def test_leaving_cancels_confirmation_links_not_yet_used(
     assert status(client) == "unsubscribed"
     assert client.post("/confirm", data={"token": confirm}).status_code == 404
     assert status(client) == "unsubscribed"
-    with engine_of(client).connect() as conn:
-        assert conn.execute(select(confirmations.c.used_at)).scalar_one() is not None
+    # and the mailer does not send a confirmation asked for before she left
+    with engine_of(client).begin() as conn:
+        conn.execute(update(confirmations).values(sent_at=None, next_attempt_at=stamp_past))
+    public = client.app.state.public  # type: ignore[attr-defined]
+    assert public.mailer.send_due() == 0
+    assert len(outbox_messages(public_settings, "confirmations")) == 1

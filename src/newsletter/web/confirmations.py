@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 from sqlalchemy import Engine, select, update
 
-from newsletter.compose.message import Message, mailbox, message_id
+from newsletter.audience.consent import voided_by_leaving
+from newsletter.compose.message import Message, build_message
 from newsletter.compose.personalize import Recipient
 from newsletter.compose.render import Rendered
 from newsletter.config import Settings
@@ -111,7 +112,9 @@ class ConfirmationMailer:
                     confirmations.c.attempts,
                     confirmations.c.name,
                     confirmations.c.expires_at,
+                    confirmations.c.created_at,
                     subscribers.c.email,
+                    subscribers.c.unsubscribed_at,
                 )
                 .join(subscribers, subscribers.c.id == confirmations.c.subscriber_id)
                 .where(confirmations.c.id == request_id)
@@ -119,11 +122,13 @@ class ConfirmationMailer:
             if row is None:
                 return None
             expires = _aware(row.expires_at)
-            if expires <= stamp:
+            void = voided_by_leaving(row.created_at, row.unsubscribed_at)
+            if expires <= stamp or void:
+                why = "left before it was sent" if void else "expired before it was sent"
                 conn.execute(
                     update(confirmations)
                     .where(confirmations.c.id == request_id)
-                    .values(next_attempt_at=None, error="expired before it could be sent")
+                    .values(next_attempt_at=None, error=why)
                 )
                 return None
             taken = conn.execute(
@@ -156,20 +161,18 @@ class ConfirmationMailer:
             # A token no subscriber's name can contain: the fields are already in.
             nonce=secrets.token_hex(8),
         )
-        key = f"confirm-{request_id}"
-        return Message(
-            issue=ISSUE,
-            sender=self.settings.sender_text,
-            to=mailbox(name, email),
-            subject=subject,
-            headers={
-                "Message-ID": message_id(key, email, self.settings.sender_domain, f"try{attempts}"),
-                "Auto-Submitted": "auto-generated",
-            },
-            recipient=Recipient(email=email, name=name),
-            rendered=rendered,
-            reply_to=self.settings.reply_to_text,
+        message = build_message(
+            self.settings,
+            ISSUE,
+            rendered,
+            Recipient(email=email, name=name),
+            id_variant=f"{request_id}-{attempts}",  # a Message-ID of its own per attempt
         )
+        # Not a message of the list: no List-* headers, and auto-replies stay quiet.
+        for header in ("List-ID", "List-Unsubscribe", "List-Unsubscribe-Post"):
+            message.headers.pop(header, None)
+        message.headers["Auto-Submitted"] = "auto-generated"
+        return message
 
     def _record(self, request_id: int, attempts: int, result: SendResult) -> None:
         stamp = now()
