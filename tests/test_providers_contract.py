@@ -71,7 +71,7 @@ def test_send_reaches_every_recipient_with_headers(
         headers = {k.lower(): v for k, v in got.headers.items()}
         assert headers["list-unsubscribe-post"] == "List-Unsubscribe=One-Click"
         assert headers["list-unsubscribe"].startswith("<https://millbrook.example.org/unsub")
-        assert "<mailto:" in headers["list-unsubscribe"]
+        assert "<mailto:" not in headers["list-unsubscribe"]  # unsubscribe_mailto is unset
         assert headers["list-id"].endswith("<millbrook-civic-bulletin.millbrook.example.org>")
         ids.add(headers["message-id"])
     assert len(ids) == 3  # one Message-ID per recipient
