@@ -17,6 +17,7 @@ import socket
 import threading
 import webbrowser
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,7 +199,10 @@ def screenshots(settings: Settings, folder: Path, out_dir: Path) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--screenshot: {os_problem(out_dir, exc)}") from exc
-    shots = _render(email.html, {"desktop": DESKTOP_WIDTH, "phone": PHONE_WIDTH})
+    # In a thread of its own: Playwright's sync API refuses a thread with an event loop.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        widths = {"desktop": DESKTOP_WIDTH, "phone": PHONE_WIDTH}
+        shots = thread.submit(_render, email.html, widths).result()
     written = []
     for name, png in shots.items():
         path = out_dir / f"{name}.png"
