@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from lxml import html as lxml_html
+from PIL import Image
 from typer.testing import CliRunner
 
 from newsletter.cli import app
@@ -50,6 +51,26 @@ def add_issue(root: Path, key: str, subject: str, body: str = WINTER_ARTICLE, **
     extra = "".join(f"{name} = {value}\n" for name, value in keys.items())
     write(folder / "issue.toml", f'subject = "{subject}"\n{extra}')
     write(folder / "article.md", body)
+    return folder
+
+
+IMAGE_ARTICLE = """\
+---
+title: Gritting routes this winter
+image: chart.png
+image_alt: A map of the gritting routes
+---
+
+The routes, street by street:
+
+![The gritting routes in the town centre](chart.png)
+"""
+
+
+def add_image_issue(root: Path, key: str = WINTER) -> Path:
+    """An issue whose article shows a local image, as `add` leaves it in the issue folder."""
+    folder = add_issue(root, key, "Winter in Millbrook", IMAGE_ARTICLE)
+    Image.new("RGB", (1200, 600), (30, 90, 160)).save(folder / "chart.png")
     return folder
 
 
@@ -261,6 +282,40 @@ def test_every_archive_url_in_the_built_example_email_resolves(settings: Setting
         assert f"{base}{EXAMPLE}/" in urls, name
         unresolved = [url for url in urls if not resolves(out, url, base)]
         assert not unresolved, f"{name}: {unresolved}"
+
+
+def test_every_archive_url_of_an_email_with_a_local_image_resolves(
+    workspace: Path, settings: Settings
+) -> None:
+    folder = add_image_issue(workspace)
+    mark_sent(settings, WINTER)
+    build = build_issue(settings, folder).out_dir
+    write_archive(settings)
+    base = settings.archive_url
+    out = default_archive_dir(settings)
+    urls = archive_urls((build / "email.html").read_text(), base)
+    images = sorted(u for u in urls if u.endswith(".png"))
+    assert len(images) == 1 and images[0].startswith(f"{base}{WINTER}/chart-"), urls
+    assert {u for u in urls if not resolves(out, u, base)} == set()
+    name = images[0].rsplit("/", 1)[1]
+    assert (out / WINTER / name).read_bytes() == (build / name).read_bytes()
+    doc = page(out / WINTER / "index.html")
+    assert set(doc.xpath("//main//img/@src")) == {name}  # relative: the folder can move
+    assert doc.xpath("//meta[@property='og:image']/@content") == [images[0]]
+
+
+def test_a_missing_local_image_is_one_line_and_the_archive_stays(
+    workspace: Path, settings: Settings
+) -> None:
+    write_archive(settings, include_unsent=True)
+    before = snapshot(default_archive_dir(settings))
+    (add_image_issue(workspace) / "chart.png").unlink()
+    with pytest.raises(ContentError) as info:
+        write_archive(settings, include_unsent=True)
+    lines = str(info.value).splitlines()
+    assert len(lines) >= 2 and f"{WINTER}/article.md" in lines[0] and "chart.png" in lines[0]
+    assert lines[-1].startswith("nothing written: ")
+    assert snapshot(default_archive_dir(settings)) == before
 
 
 def test_files_the_build_published_are_copied_and_the_email_files_are_not(

@@ -22,7 +22,7 @@ from typing import Any
 import axe_core_python
 import pytest
 import uvicorn
-from test_archive import WINTER, add_issue
+from test_archive import WINTER, add_image_issue
 from test_email_in_browser import CHROMIUM, INSTALL_HINT, copy_example
 
 from newsletter.compose.build import build_issue
@@ -91,7 +91,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """
     issue_dir = copy_example(tmp_path_factory.mktemp("archive-site") / "ws")
     root = issue_dir.parents[1]
-    add_issue(root, WINTER, "Winter in Millbrook")
+    add_image_issue(root)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
@@ -136,9 +136,24 @@ def test_no_page_scrolls_sideways(browser: Any, site: Site, path: str, width: in
             "[document.documentElement.scrollWidth, window.innerWidth]"
         )
         headings = page.locator("h1").all_inner_texts()
+        # Images the archive publishes (the example's own is a path on the site).
+        broken = page.evaluate(
+            "(base) => Array.from(document.querySelectorAll('main img'))"
+            ".filter((img) => img.src.startsWith(base))"
+            ".filter((img) => !img.complete || img.naturalWidth === 0).map((img) => img.src)",
+            f"{site.url}archive/",
+        )
+        shown = page.evaluate(
+            "(base) => Array.from(document.querySelectorAll('main img'))"
+            ".filter((img) => img.src.startsWith(base) && img.naturalWidth > 0).length",
+            f"{site.url}archive/",
+        )
     finally:
         page.context.close()
     assert headings, "no heading: did the page load?"
+    assert broken == [], f"images that did not load: {broken}"
+    if path == f"{WINTER}/":
+        assert shown == 2, "the winter issue's image (twice) should show"
     assert scroll_width <= inner_width, f"{scroll_width}px wide in a {inner_width}px window"
 
 
@@ -183,3 +198,19 @@ def test_axe_finds_no_serious_violation(browser: Any, site: Site, path: str, sch
     assert not serious, "\n".join(
         f"{v['impact']} {v['id']}: {v['help']} {v['nodes']}" for v in serious
     )
+
+
+def test_the_axe_check_sees_a_serious_violation(browser: Any, site: Site) -> None:
+    """The harness above can fail: faint text and an image without alt text are caught."""
+    page = open_page(browser, site, f"{site.url}archive/", 1024)
+    try:
+        page.set_content(
+            '<html lang="en"><body><main><p style="color:#ccc;background:#fff">faint</p>'
+            '<img src="x.png"></main></body></html>'
+        )
+        page.add_script_tag(path=str(AXE_SCRIPT))
+        violations = page.evaluate(_AXE)
+    finally:
+        page.context.close()
+    serious = {v["id"] for v in violations if v["impact"] in ("serious", "critical")}
+    assert {"color-contrast", "image-alt"} <= serious
