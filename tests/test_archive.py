@@ -11,6 +11,7 @@ import errno
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
@@ -304,16 +305,39 @@ def test_every_archive_url_of_an_email_with_a_local_image_resolves(
     assert doc.xpath("//meta[@property='og:image']/@content") == [images[0]]
 
 
-def test_a_missing_local_image_is_one_line_and_the_archive_stays(
-    workspace: Path, settings: Settings
+def _missing(path: Path) -> None:
+    path.unlink()
+
+
+def _not_an_image(path: Path) -> None:
+    path.write_text("<html>a page saved as .png</html>")
+
+
+def _twenty_megabytes(path: Path) -> None:
+    with path.open("r+b") as handle:  # sparse: cheap to make
+        handle.truncate(20_000_001)
+
+
+@pytest.mark.parametrize(
+    ("spoil", "said"),
+    [
+        (_missing, "chart.png"),
+        (_not_an_image, "chart.png"),
+        (_twenty_megabytes, "MB"),
+    ],
+    ids=["missing", "not-an-image", "20-MB"],
+)
+def test_a_bad_image_is_one_line_and_the_archive_stays(
+    workspace: Path, settings: Settings, spoil: Any, said: str
 ) -> None:
     write_archive(settings, include_unsent=True)
     before = snapshot(default_archive_dir(settings))
-    (add_image_issue(workspace) / "chart.png").unlink()
+    spoil(add_image_issue(workspace) / "chart.png")
     with pytest.raises(ContentError) as info:
         write_archive(settings, include_unsent=True)
     lines = str(info.value).splitlines()
-    assert len(lines) >= 2 and f"{WINTER}/article.md" in lines[0] and "chart.png" in lines[0]
+    assert len(lines) == 2, lines
+    assert f"{WINTER}/article.md" in lines[0] and said in lines[0]
     assert lines[-1].startswith("nothing written: ")
     assert snapshot(default_archive_dir(settings)) == before
 
