@@ -26,10 +26,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from newsletter.compose.fields import check_issue
 from newsletter.compose.inline import inline_css
 from newsletter.compose.issue import Issue, load_issue
 from newsletter.compose.message import build_message, to_bytes, to_mime
-from newsletter.compose.personalize import TOKENS, Recipient, fill
+from newsletter.compose.personalize import Recipient, plain_tokens
 from newsletter.compose.render import Rendered, render, template_digests
 from newsletter.compose.sources import inputs_digest, source_hash
 from newsletter.config import Settings
@@ -73,9 +74,10 @@ def content_hash(rendered: Rendered) -> str:
     whatever nonce its build drew.
     """
     digest = hashlib.sha256()
-    html = fill(rendered.html_parts, TOKENS)
-    text = fill(rendered.text_parts, TOKENS)
-    for part in (rendered.subject, rendered.preheader, html, text):
+    html = plain_tokens(rendered.html_parts)
+    text = plain_tokens(rendered.text_parts)
+    subject = plain_tokens(rendered.subject_parts)
+    for part in (subject, rendered.preheader, html, text):
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()
@@ -129,6 +131,7 @@ def _text(data: Any, key: str) -> str:
 
 def build_issue(settings: Settings, folder: Path, out_dir: Path | None = None) -> BuildResult:
     issue, rendered = compile_issue(settings, folder)
+    field_warnings = check_issue(settings, issue, rendered)  # a field no subscriber has
     target = out_dir or settings.build_dir / issue.key
     reader = sample_recipient(settings)
     sample = build_message(settings, issue.key, rendered, reader)
@@ -155,7 +158,7 @@ def build_issue(settings: Settings, folder: Path, out_dir: Path | None = None) -
     write_build(target, outputs)
     result = BuildResult(issue=issue, rendered=rendered, out_dir=target)
     result.files.extend((target / name, len(data)) for name, data in outputs.items())
-    result.warnings.extend(issue.warnings)
+    result.warnings.extend([*issue.warnings, *field_warnings])
     html_size = len(outputs["email.html"])
     if html_size > GMAIL_CLIP_BYTES:
         result.warnings.append(

@@ -11,7 +11,7 @@ import functools
 import hashlib
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email import policy
 from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
@@ -20,29 +20,65 @@ from email.utils import format_datetime, localtime
 from functools import cached_property
 from typing import cast
 
-from newsletter.compose.personalize import Personalized, Recipient, personalize
+from newsletter.compose.personalize import (
+    Personalized,
+    Recipient,
+    field_values,
+    fill,
+    personalize,
+)
 from newsletter.compose.render import Rendered
 from newsletter.config import Settings
 
 
-@dataclass(frozen=True, eq=False)
 class Message:
     """What a provider needs to send one email; `headers` are beyond From/To/Subject.
 
-    The body is the issue (`rendered`, shared by every message of a send) with this
-    recipient's fields filled in, made only when something asks for `html` or `text`:
-    providers that merge the fields themselves (SendGrid, Mailgun) or splice pre-encoded
-    JSON (Postmark, Resend) never need one 50 KB copy per recipient.
+    What every message of an issue to a list shares is its `letterhead`, worked out once;
+    a message itself holds only its recipient, their mailbox and Message-ID. The headers,
+    the subject and the body (the issue with this recipient's fields filled in) are made
+    only when something asks for them: providers that merge the fields themselves
+    (SendGrid, Mailgun) or splice pre-encoded JSON (Postmark, Resend) never need one 50 KB
+    copy per recipient, nor a dict of headers.
     """
 
-    issue: str
-    sender: str
-    to: str
-    subject: str
-    headers: dict[str, str]
-    recipient: Recipient
-    rendered: Rendered = field(repr=False)
-    reply_to: str | None = None
+    __slots__ = ("__dict__", "letterhead", "message_id", "recipient", "to")
+
+    def __init__(
+        self, letterhead: Letterhead, recipient: Recipient, to: str, message_id: str
+    ) -> None:
+        self.letterhead = letterhead
+        self.recipient = recipient
+        self.to = to
+        self.message_id = message_id
+
+    @property
+    def issue(self) -> str:
+        return self.letterhead.issue
+
+    @property
+    def sender(self) -> str:
+        return self.letterhead.sender
+
+    @property
+    def reply_to(self) -> str | None:
+        return self.letterhead.reply_to
+
+    @property
+    def rendered(self) -> Rendered:
+        return self.letterhead.rendered
+
+    @cached_property
+    def headers(self) -> dict[str, str]:
+        return self.letterhead.headers(self.message_id, self.recipient.unsubscribe_url)
+
+    @cached_property
+    def subject(self) -> str:
+        parts = self.rendered.subject_parts
+        if len(parts) == 1:
+            return self.letterhead.subject_prefix + parts[0]
+        raw, _ = field_values(self.recipient, self.rendered.slots)
+        return self.letterhead.subject_prefix + fill(parts, raw)
 
     @cached_property
     def _body(self) -> Personalized:
@@ -56,9 +92,67 @@ class Message:
     def text(self) -> str:
         return self._body.text
 
-    @property
-    def message_id(self) -> str:
-        return self.headers["Message-ID"]
+
+@dataclass(frozen=True, eq=False)
+class Letterhead:
+    """What every message of one issue to one list shares, worked out once per send."""
+
+    issue: str
+    rendered: Rendered
+    sender: str
+    reply_to: str | None
+    domain: str  # of the Message-IDs
+    list_id: str  # the List-ID header
+    mailto: str  # ", <mailto:...>" after the link in List-Unsubscribe, or ""
+    subject_prefix: str = ""
+    id_variant: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        issue: str,
+        rendered: Rendered,
+        subject_prefix: str = "",
+        id_variant: str = "",
+    ) -> Letterhead:
+        mailto = f", <{settings.unsubscribe_mailto}>" if settings.unsubscribe_mailto else ""
+        return cls(
+            issue=issue,
+            rendered=rendered,
+            sender=settings.sender_text,
+            reply_to=settings.reply_to_text,
+            domain=settings.sender_domain,
+            list_id=_list_id(settings.name, settings.list_id),
+            mailto=mailto,
+            subject_prefix=subject_prefix,
+            id_variant=id_variant,
+        )
+
+    @cached_property
+    def _id_left(self) -> str:
+        variant = "." + _dot_atom(self.id_variant) if self.id_variant else ""
+        return f"<{_dot_atom(self.issue)}{variant}."
+
+    def headers(self, message_id: str, unsubscribe_url: str) -> dict[str, str]:
+        """Message-ID, List-ID and the RFC 8058 one-click pair (mailto where configured)."""
+        return {
+            "Message-ID": message_id,
+            "List-ID": self.list_id,
+            "List-Unsubscribe": f"<{unsubscribe_url}>{self.mailto}",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+
+    def message(self, recipient: Recipient) -> Message:
+        """The message for one recipient (see `message_id` for its Message-ID)."""
+        seed = f"{self.issue}\0{recipient.email.lower()}\0{self.id_variant}"
+        digest = hashlib.sha256(seed.encode()).hexdigest()[:32]
+        return Message(
+            self,
+            recipient,
+            mailbox(recipient.name, recipient.email),
+            f"{self._id_left}{digest}@{self.domain}>",
+        )
 
 
 def message_id(issue_key: str, email: str, domain: str, variant: str = "") -> str:
@@ -95,12 +189,9 @@ def _percent(char: str) -> str:
 
 def list_headers(settings: Settings, unsubscribe_url: str) -> dict[str, str]:
     """List-ID and the RFC 8058 one-click unsubscribe pair (mailto only where configured)."""
-    mailto = f", <{settings.unsubscribe_mailto}>" if settings.unsubscribe_mailto else ""
-    return {
-        "List-ID": _list_id(settings.name, settings.list_id),
-        "List-Unsubscribe": f"<{unsubscribe_url}>{mailto}",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
+    headers = Letterhead.of(settings, "", Rendered("", "", "")).headers("", unsubscribe_url)
+    del headers["Message-ID"]
+    return headers
 
 
 def build_message(
@@ -112,19 +203,8 @@ def build_message(
     id_variant: str = "",
 ) -> Message:
     """The message for one recipient: the issue personalized, with its headers."""
-    headers = {
-        "Message-ID": message_id(issue_key, recipient.email, settings.sender_domain, id_variant),
-        **list_headers(settings, recipient.unsubscribe_url),
-    }
-    return Message(
-        issue=issue_key,
-        sender=settings.sender_text,
-        to=mailbox(recipient.name, recipient.email),
-        subject=subject_prefix + rendered.subject,
-        headers=headers,
-        recipient=recipient,
-        reply_to=settings.reply_to_text,
-        rendered=rendered,
+    return Letterhead.of(settings, issue_key, rendered, subject_prefix, id_variant).message(
+        recipient
     )
 
 

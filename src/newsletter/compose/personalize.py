@@ -10,6 +10,9 @@ article can know it: an article that writes "x-newsletter:email" into a link or 
 URL gets that text left as it is, never a tracking pixel with every reader's address.
 Rendered issues made without a nonce use the plain "x-newsletter:<field>" tokens.
 
+Personal fields (a subscriber's CSV columns, compose.fields) are tokens too, which carry
+their field and their default: "x-newsletter-<nonce>:f.city.<default as hex>." (a slot).
+
 The issue is split at its tokens once; each recipient then costs one list copy and one
 join, a few microseconds even for a large issue.
 """
@@ -18,7 +21,8 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -29,30 +33,49 @@ if TYPE_CHECKING:
 
 FIELDS = ("name", "email", "unsubscribe_url")
 _NONCE = re.compile(r"^[0-9a-f]*$")
+# A personal field's slot: its name (compose.fields.field_key's form) and its default,
+# UTF-8 as hex, then a closing dot, so that nothing written after it joins the token.
+_SLOT = r"f\.[a-z0-9_]+\.(?:[0-9a-f]{2})*\."
 
 
 def tokens(nonce: str = "") -> dict[str, str]:
     """The token for each field, as the templates of an issue with this nonce get them."""
-    scheme = f"x-newsletter-{nonce}" if nonce else "x-newsletter"
-    return {field: f"{scheme}:{field}" for field in FIELDS}
+    return {name: f"{_scheme(nonce)}:{name}" for name in FIELDS}
+
+
+def _scheme(nonce: str) -> str:
+    return f"x-newsletter-{nonce}" if nonce else "x-newsletter"
 
 
 TOKENS = tokens()
+
+
+def slot_token(nonce: str, name: str, default: str = "") -> str:
+    """The token of personal field `name` (already in field_key form) with its default."""
+    return f"{_scheme(nonce)}:{slot_key(name, default)}"
+
+
+def slot_key(name: str, default: str = "") -> str:
+    return f"f.{name}.{default.encode('utf-8').hex()}."
 
 
 @lru_cache(maxsize=8)
 def _token_pattern(nonce: str) -> re.Pattern[str]:
     if not _NONCE.match(nonce):
         raise ValueError(f"token nonce {nonce!r} must be lowercase hexadecimal")
-    scheme = f"x-newsletter-{nonce}" if nonce else "x-newsletter"
-    return re.compile(re.escape(scheme) + r":(" + "|".join(FIELDS) + r")\b")
+    fields = "|".join(FIELDS)
+    return re.compile(re.escape(_scheme(nonce)) + rf":((?:{fields})\b|{_SLOT})")
 
 
 @dataclass(frozen=True)
 class Recipient:
+    """Who one copy is for. `fields` are the subscriber's personal fields, keyed by
+    compose.fields.field_key (the CSV column lower-cased, other characters as "_")."""
+
     email: str
     name: str = ""
     unsubscribe_url: str = ""
+    fields: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -64,25 +87,62 @@ class Personalized:
     text: str
 
 
+@dataclass(frozen=True)
+class Slot:
+    """One personal field as the issue uses it: where its value goes, and its default."""
+
+    key: str  # the token's field part, as split_tokens gives it
+    name: str
+    default: str
+
+
 def split_tokens(content: str, nonce: str = "") -> list[str]:
     """[literal, field, literal, field, ..., literal]: fields sit at the odd indexes."""
     return _token_pattern(nonce).split(content)
 
 
-def fill(parts: list[str], values: dict[str, str]) -> str:
+def slots(*parts: Sequence[str]) -> tuple[Slot, ...]:
+    """The personal-field slots used in these split texts, each once."""
+    keys = dict.fromkeys(key for each in parts for key in each[1::2] if key not in FIELDS)
+    return tuple(_slot(key) for key in keys)
+
+
+def _slot(key: str) -> Slot:
+    _, name, default, _ = key.split(".")
+    return Slot(key, name, bytes.fromhex(default).decode("utf-8", errors="replace"))
+
+
+def fill(parts: list[str], values: Mapping[str, str]) -> str:
     out = parts[:]
-    out[1::2] = [values[field] for field in parts[1::2]]
+    out[1::2] = [values[name] for name in parts[1::2]]
     return "".join(out)
 
 
-def field_values(recipient: Recipient) -> tuple[dict[str, str], dict[str, str]]:
-    """The recipient's fields as they go into text, and HTML-escaped as they go into HTML."""
+def field_values(
+    recipient: Recipient, used: Iterable[Slot] = ()
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The recipient's fields as they go into text, and HTML-escaped as they go into HTML.
+
+    Besides name, email and unsubscribe_url: a value for each slot in `used`, the
+    subscriber's own or, when they have none, the slot's default.
+    """
     raw = {
         "name": _one_line(recipient.name),
         "email": _one_line(recipient.email),
         "unsubscribe_url": _one_line(recipient.unsubscribe_url),
     }
-    return raw, {field: _escape(value) for field, value in raw.items()}
+    for slot in used:
+        raw[slot.key] = _one_line(_value(recipient, slot.name) or slot.default)
+    return raw, {name: _escape(value) for name, value in raw.items()}
+
+
+def _value(recipient: Recipient, name: str) -> str:
+    if name == "name":
+        return recipient.name
+    if name == "email":
+        return recipient.email
+    value = recipient.fields.get(name)
+    return value if isinstance(value, str) else "" if value is None else str(value)
 
 
 _HTML_SPECIAL = re.compile(r"[&<>\"']")
@@ -96,17 +156,25 @@ def _escape(value: str) -> str:
 
 
 def personalize(rendered: Rendered, recipient: Recipient) -> Personalized:
-    """Fill the recipient's fields: HTML-escaped in the HTML, as they are in the text."""
-    raw, escaped = field_values(recipient)
+    """Fill the recipient's fields: HTML-escaped in the HTML, as they are in the text and
+    the subject. A personal field the recipient lacks gets its default (or nothing)."""
+    raw, escaped = field_values(recipient, rendered.slots)
     return Personalized(
-        subject=rendered.subject,
+        subject=fill(rendered.subject_parts, raw),
         html=fill(rendered.html_parts, escaped),
         text=fill(rendered.text_parts, raw),
     )
 
 
+def plain_tokens(parts: list[str]) -> str:
+    """The text with every token in its plain, nonce-free form ("x-newsletter:email")."""
+    out = parts[:]
+    out[1::2] = [f"x-newsletter:{name}" for name in parts[1::2]]
+    return "".join(out)
+
+
 def _one_line(value: str) -> str:
     """No line break or control character of a subscriber's data reaches the email."""
-    if LINE_BREAKS.search(value) or CONTROL_CHARACTERS.search(value):
-        return " ".join(CONTROL_CHARACTERS.sub(" ", LINE_BREAKS.sub(" ", value)).split())
-    return value
+    if value.isprintable() or not (LINE_BREAKS.search(value) or CONTROL_CHARACTERS.search(value)):
+        return value
+    return " ".join(CONTROL_CHARACTERS.sub(" ", LINE_BREAKS.sub(" ", value)).split())

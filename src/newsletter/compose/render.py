@@ -23,6 +23,8 @@ from urllib.parse import urljoin
 import jinja2
 from markupsafe import Markup
 
+from newsletter.compose.fields import Subscriber, in_html, in_text
+from newsletter.compose.fields import default as field_default
 from newsletter.compose.images import (
     PublishedImage,
     publish,
@@ -31,7 +33,7 @@ from newsletter.compose.images import (
 )
 from newsletter.compose.issue import Issue
 from newsletter.compose.markup import html_to_text, markdown_to_html, wrap
-from newsletter.compose.personalize import split_tokens, tokens
+from newsletter.compose.personalize import Slot, slots, split_tokens, tokens
 from newsletter.compose.sources import inputs_digest, source_hash, token_nonce
 from newsletter.config import Settings
 from newsletter.config_checks import CONTROL_CHARACTERS
@@ -66,6 +68,15 @@ class Rendered:
     def text_parts(self) -> list[str]:
         return split_tokens(self.text, self.nonce)
 
+    @cached_property
+    def subject_parts(self) -> list[str]:
+        return split_tokens(self.subject, self.nonce)
+
+    @cached_property
+    def slots(self) -> tuple[Slot, ...]:
+        """The personal fields the issue uses (compose.fields), each with its default."""
+        return slots(self.html_parts, self.text_parts, self.subject_parts)
+
 
 class _RecordingLoader(jinja2.FileSystemLoader):
     """A FileSystemLoader that notes the digest of every template it hands out."""
@@ -98,6 +109,7 @@ def environment(settings: Settings) -> jinja2.Environment:
     )
     env.filters["wrap"] = wrap
     env.filters["longdate"] = format_date
+    env.filters["default"] = env.filters["d"] = field_default  # personal fields' defaults
     return env
 
 
@@ -122,7 +134,9 @@ def context(
     articles = []
     for article in issue.articles:
         folder = article.source.parent
-        body_html = with_published_images(markdown_to_html(article.body), folder, images)
+        body_html = with_published_images(
+            in_html(markdown_to_html(article.body), nonce), folder, images
+        )
         lead = published_for(article.image, folder, images)
         articles.append(
             {
@@ -139,7 +153,7 @@ def context(
                 "text": html_to_text(body_html, base),
             }
         )
-    intro_html = markdown_to_html(issue.intro) if issue.intro else ""
+    intro_html = in_html(markdown_to_html(issue.intro), nonce) if issue.intro else ""
     return {
         "newsletter": {
             "name": settings.name,
@@ -152,8 +166,8 @@ def context(
         },
         "issue": {
             "key": issue.key,
-            "subject": issue.subject,
-            "preheader": issue.preheader,
+            "subject": in_text(issue.subject, nonce),
+            "preheader": in_text(issue.preheader, nonce),
             "date": issue.date,
             "intro_html": Markup(intro_html),
             "intro_text": html_to_text(intro_html, base) if intro_html else "",
@@ -162,6 +176,7 @@ def context(
         "articles": articles,
         "recipient": {"name": fields["name"], "email": fields["email"]},
         "unsubscribe_url": fields["unsubscribe_url"],
+        "subscriber": Subscriber(nonce),
     }
 
 
@@ -180,7 +195,7 @@ def render(issue: Issue, settings: Settings) -> Rendered:
     text = _render_one(env, f"{issue.template}.txt", values)
     read = _loader(env).read
     return Rendered(
-        subject=issue.subject,
+        subject=in_text(issue.subject, nonce),
         html=CONTROL_CHARACTERS.sub("", html),
         text=CONTROL_CHARACTERS.sub("", text),
         preheader=issue.preheader,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from newsletter.audience.subscribers import iter_audience
 from newsletter.compose.build import load_built
+from newsletter.compose.fields import personal
 from newsletter.config import Settings
 from newsletter.delivery.addressing import Addresser
 from newsletter.delivery.ledger import find_send
@@ -36,13 +37,13 @@ def dry_run(
         count = 0
         if find_send(engine, issue.key) is None:
             for s in iter_audience(engine, segment):
-                addresser.message(s.id, s.email, s.name)
+                addresser.message(s.id, s.email, s.name, personal(s.fields))
                 count += 1
             if count == 0:
                 raise nobody(segment)
         else:
             for row in pending_rows(engine, issue.key):
-                addresser.message(row.subscriber_id, row.email, row.name)
+                addresser.message(row.subscriber_id, row.email, row.name, row.fields)
                 count += 1
         elapsed = time.perf_counter() - started
     finally:

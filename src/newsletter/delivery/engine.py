@@ -274,7 +274,8 @@ class _Run:
     # --- in a worker thread --------------------------------------------------------------
 
     def _send(self, claimed: list[Claimed], attempt_id: str) -> None:
-        messages = [self.addresser.message(c.subscriber_id, c.email, c.name) for c in claimed]
+        address = self.addresser.message
+        messages = [address(c.subscriber_id, c.email, c.name, c.fields) for c in claimed]
         with self.writing:
             ledger.on_the_wire(self.engine, claimed, attempt_id)
         try:

@@ -19,13 +19,15 @@ the engine's to decide (`Answer`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, func, insert, literal, select, text, update
 
 from newsletter.audience.subscribers import audience_where
+from newsletter.compose.fields import personal
 from newsletter.errors import SendError
 from newsletter.storage import (
     DeliveryState,
@@ -52,20 +54,28 @@ class Claimed:
     email: str
     name: str
     attempt: int
+    # The subscriber's personal fields as of the claim (compose.fields.personal).
+    fields: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
-# The ledger columns a Claimed is made of, in its field order.
+# The ledger columns a Claimed is made of, in its field order, and the subscriber's fields.
 CLAIMED_COLUMNS = (
     deliveries.c.id,
     deliveries.c.subscriber_id,
     deliveries.c.email,
     deliveries.c.name,
     deliveries.c.attempt,
+    select(subscribers.c.fields)
+    .where(subscribers.c.id == deliveries.c.subscriber_id)
+    .scalar_subquery()
+    .label("fields"),
 )
 
 
 def claimed_row(row: Any) -> Claimed:
-    return Claimed(row.id, row.subscriber_id, row.email, row.name, row.attempt)
+    return Claimed(
+        row.id, row.subscriber_id, row.email, row.name, row.attempt, personal(row.fields)
+    )
 
 
 @dataclass(frozen=True)
@@ -170,9 +180,7 @@ UPDATE deliveries
                WHERE issue = ? AND state = 'pending' AND attempt < ?
                ORDER BY id LIMIT ?)
    AND state = 'pending'
-RETURNING id, subscriber_id, email, attempt,
-          (SELECT status FROM subscribers WHERE subscribers.id = deliveries.subscriber_id),
-          (SELECT name FROM subscribers WHERE subscribers.id = deliveries.subscriber_id)""",
+RETURNING id, subscriber_id, email, attempt""",
     # PostgreSQL locks the rows first and skips those other senders hold (inside an IN
     # subquery it may run a LIMIT ... FOR UPDATE more than once).
     "postgresql": """
@@ -180,14 +188,24 @@ UPDATE deliveries
    SET state = 'in_flight', attempt = attempt + 1, attempt_id = %s, claimed_at = NULL,
        updated_at = %s
  WHERE id = ANY(%s) AND state = 'pending'
-RETURNING id, subscriber_id, email, attempt,
-          (SELECT status FROM subscribers WHERE subscribers.id = deliveries.subscriber_id),
-          (SELECT name FROM subscribers WHERE subscribers.id = deliveries.subscriber_id)""",
+RETURNING id, subscriber_id, email, attempt""",
 }
+# Whether each claimed row's subscriber is still active, under which name and with which
+# fields, as of now: one look-up by primary key a row.
+_SUBSCRIBERS = """
+SELECT id, status, name, fields FROM subscribers WHERE id IN (SELECT value FROM json_each(?))"""
+_SUBSCRIBERS_PG = "SELECT id, status, name, fields FROM subscribers WHERE id = ANY(%s)"
 
 
 def _first(row: Any) -> Any:
     return row[0]
+
+
+def _fields(stored: Any) -> dict[str, str]:
+    """A subscriber's fields as the driver gives them (JSON text on SQLite)."""
+    if isinstance(stored, str | bytes):
+        stored = orjson.loads(stored) if stored not in ("{}", b"{}", "") else None
+    return personal(stored if isinstance(stored, dict) else None)
 
 
 def claim(
@@ -218,12 +236,21 @@ def claim(
         else:
             params = (attempt_id, stamp, issue, max_attempts, size)
         taken = conn.exec_driver_sql(_CLAIM[conn.dialect.name], params).fetchall()
+        who = [row[1] for row in taken if row[1] is not None]
+        if conn.dialect.name == "postgresql":
+            found = conn.exec_driver_sql(_SUBSCRIBERS_PG, (who,)).fetchall()
+        else:
+            found = conn.exec_driver_sql(_SUBSCRIBERS, (orjson.dumps(who).decode(),)).fetchall()
+        now_as = {row[0]: row[1:] for row in found}
         kept, left = [], []
-        for row_id, subscriber_id, email, attempt, status, current in sorted(taken, key=_first):
+        for row_id, subscriber_id, email, attempt in sorted(taken, key=_first):
+            status, current, fields = now_as.get(subscriber_id, (None, "", None))
             if status != SubscriberStatus.ACTIVE:
                 left.append(row_id)
             else:
-                kept.append(Claimed(row_id, subscriber_id, email, current, attempt))
+                kept.append(
+                    Claimed(row_id, subscriber_id, email, current, attempt, _fields(fields))
+                )
         if left:
             conn.execute(
                 update(deliveries)

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from newsletter.audience.addresses import address_key, parse_mailbox
+from newsletter.audience.subscribers import get_subscriber
 from newsletter.compose.build import load_built
+from newsletter.compose.fields import has_database, personal
 from newsletter.compose.message import Message, build_message
 from newsletter.compose.personalize import Recipient
 from newsletter.config import Settings
@@ -24,6 +26,7 @@ from newsletter.delivery.connect import open_provider
 from newsletter.delivery.pacing import RetryPolicy
 from newsletter.delivery.providers import Provider, SendResult, Status
 from newsletter.errors import SubscriberError
+from newsletter.storage import open_engine
 
 TEST_PREFIX = "[TEST] "
 
@@ -74,6 +77,18 @@ def deliver(
     return [final[i] for i in range(len(messages))]
 
 
+def _own_fields(settings: Settings, addresses: Sequence[str]) -> dict[str, dict[str, str]]:
+    """The personal fields of each address that is on the list; the others get defaults."""
+    if not has_database(settings):
+        return {}
+    engine = open_engine(settings)
+    try:
+        found = {a: get_subscriber(engine, a) for a in addresses}
+    finally:
+        engine.dispose()
+    return {a: personal(s.fields) for a, s in found.items() if s is not None}
+
+
 @dataclass(frozen=True)
 class TestSend:
     provider: str
@@ -106,6 +121,7 @@ def send_test(
         raise SubscriberError("no recipients: give --to ADDRESS at least once")
     issue, rendered = load_built(settings, folder)
     run = uuid.uuid4().hex[:12]
+    fields = _own_fields(settings, [a for _, a in mailboxes.values()]) if rendered.slots else {}
     messages = [
         build_message(
             settings,
@@ -115,6 +131,7 @@ def send_test(
                 email=address,
                 name=name or "Test Reader",
                 unsubscribe_url=f"{settings.unsubscribe_url}?token=test",
+                fields=fields.get(address, {}),
             ),
             subject_prefix=TEST_PREFIX,
             id_variant=f"test-{run}",

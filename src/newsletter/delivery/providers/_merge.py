@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 from newsletter.compose.message import Message
 from newsletter.compose.personalize import FIELDS, field_values, fill
+from newsletter.compose.render import Rendered
 
 Rewrite = Callable[[str], str]
 
@@ -33,11 +34,19 @@ def fresh_secret() -> str:
 
 def shares_body(batch: Sequence[Message]) -> bool:
     """Whether the whole batch is one issue with one subject, so one body can serve it."""
-    first = batch[0]
-    rendered = first.rendered
-    return rendered is not None and all(
-        m.rendered is rendered and m.subject == first.subject for m in batch
+    first = batch[0].letterhead
+    return all(
+        m.rendered is first.rendered and m.letterhead.subject_prefix == first.subject_prefix
+        for m in batch
     )
+
+
+def merge_names(rendered: Rendered) -> dict[str, str]:
+    """The merge variable of each field the issue uses: its name, or s<n> for a personal
+    field (whose token part holds dots and hex no provider's syntax should see)."""
+    names = {name: name for name in FIELDS}
+    names.update({slot.key: f"s{n}" for n, slot in enumerate(rendered.slots)})
+    return names
 
 
 def shared_body(
@@ -46,18 +55,24 @@ def shared_body(
     *,
     html_literal: Rewrite = _as_is,
     text_literal: Rewrite = _as_is,
-) -> tuple[str, str] | None:
-    """(html, text) with merge tags, if the whole batch is one issue with one subject.
+) -> tuple[str, str, str] | None:
+    """(subject, html, text) with merge tags, if the whole batch is one issue with one
+    subject.
 
     Only the literal text between the fields goes through `html_literal`/`text_literal`:
     the tags themselves must reach the provider intact.
     """
     if not shares_body(batch):
         return None
-    rendered = batch[0].rendered
-    html = fill(_literals(rendered.html_parts, html_literal), {f: tag(f"{f}_html") for f in FIELDS})
-    text = fill(_literals(rendered.text_parts, text_literal), {f: tag(f) for f in FIELDS})
-    return html, text
+    first = batch[0]
+    rendered = first.rendered
+    names = merge_names(rendered)
+    html_tags = {key: tag(f"{name}_html") for key, name in names.items()}
+    text_tags = {key: tag(name) for key, name in names.items()}
+    html = fill(_literals(rendered.html_parts, html_literal), html_tags)
+    text = fill(_literals(rendered.text_parts, text_literal), text_tags)
+    subject = fill(_literals(rendered.subject_parts, text_literal), text_tags)
+    return text_literal(first.letterhead.subject_prefix) + subject, html, text
 
 
 def _literals(parts: list[str], rewrite: Rewrite) -> list[str]:
@@ -70,6 +85,11 @@ def _literals(parts: list[str], rewrite: Rewrite) -> list[str]:
 
 
 def merge_values(message: Message) -> dict[str, str]:
-    """A recipient's values for the merge tags: raw for text, `<field>_html` for HTML."""
-    raw, escaped = field_values(message.recipient)
-    return {**raw, **{f"{field}_html": value for field, value in escaped.items()}}
+    """A recipient's values for the merge tags: raw for text, `<name>_html` for HTML."""
+    rendered = message.rendered
+    raw, escaped = field_values(message.recipient, rendered.slots)
+    names = merge_names(rendered)
+    return {
+        **{names[key]: value for key, value in raw.items()},
+        **{f"{names[key]}_html": value for key, value in escaped.items()},
+    }

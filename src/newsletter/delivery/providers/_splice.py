@@ -57,7 +57,7 @@ class Splicer:
         pieces: list[bytes] = [b"["]
         for n, message in enumerate(batch):
             parts = self._parts_for(message.rendered)
-            raw, escaped = field_values(message.recipient)
+            raw, escaped = field_values(message.recipient, parts.rendered.slots)
             # Each value JSON-escaped once, however often the issue uses its field.
             html_values = {f: _escaped(v) for f, v in escaped.items()}
             text_values = {f: _escaped(v) for f, v in raw.items()}

@@ -90,11 +90,12 @@ def build_request(batch: Sequence[Message], *, sandbox: bool) -> Fields:
     )
     if shared is None and len(batch) > 1:
         raise ValueError("messages with different bodies go in separate requests")
-    html, text = shared or (html_literal(first.html), text_literal(first.text))
-    fields: list[tuple[str, str]] = [
-        ("from", first.sender),
-        ("subject", text_literal(first.subject)),
-    ]
+    subject, html, text = shared or (
+        text_literal(first.subject),
+        html_literal(first.html),
+        text_literal(first.text),
+    )
+    fields: list[tuple[str, str]] = [("from", first.sender), ("subject", subject)]
     variables: dict[str, dict[str, str]] = {}
     for message in batch:
         recipient = message.recipient

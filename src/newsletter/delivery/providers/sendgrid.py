@@ -71,7 +71,7 @@ def build_request(
     first = batch[0]
     secret = fresh_secret()
     shared = shared_body(batch, lambda field: tag(field, secret)) if merged else None
-    html, text = shared or (first.html, first.text)
+    subject, html, text = shared or (first.subject, first.html, first.text)
     personalizations = []
     for message in batch:
         item: dict[str, Any] = {
@@ -86,7 +86,7 @@ def build_request(
     body: dict[str, Any] = {
         "personalizations": personalizations,
         "from": _mailbox(first.sender),
-        "subject": first.subject,
+        "subject": subject,
         # text/plain must come before text/html
         "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
         "mail_settings": {"sandbox_mode": {"enable": sandbox}},
