@@ -60,19 +60,49 @@ def _parse_option_date(text: str) -> dt.date:
 def add(
     ctx: typer.Context,
     issue: Annotated[str, typer.Argument(help="Issue folder or slug.")],
-    files: Annotated[list[Path], typer.Argument(help="Article files: .md, .txt or .html.")],
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Article files (.md, .txt, .html), page URLs, or feeds "
+            "(.xml, .rss or .atom files, or URLs) with --since.",
+            show_default=False,
+        ),
+    ],
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Add a feed's items dated this day or later: 2026-11-01 or 1 November 2026."
+        ),
+    ] = None,
 ) -> None:
-    """Import article files into an issue as Markdown and append them to its order.
+    """Import articles into an issue as Markdown and append them to its order.
 
-    Example: newsletter add welcome ~/Downloads/article.txt page.html
+    Files, a web page's article (fetched, extracted and sanitized), or a feed's new items
+    (the RSS-to-email workflow). Local images the articles show are copied in.
+
+    Example: newsletter add welcome ~/Downloads/article.txt https://example.org/news/story
+
+    Example: newsletter add welcome https://example.org/feed.xml --since 2026-11-01
     """
     settings = workspace_settings(ctx)
     folder = resolve_issue(settings, issue)
+    day = _parse_since(since) if since else None
     warnings: list[str] = []
-    for written in add_articles(folder, files, settings, warnings):
-        typer.echo(f"added {show(written)}")
+    copied: list[tuple[Path, Path]] = []
+    written = add_articles(folder, sources, settings, warnings, since=day, copied=copied)
+    for image, _ in copied:
+        typer.echo(f"copied {show(image)}")
+    for article in written:
+        typer.echo(f"added {show(article)}")
     for warning in warnings:
         typer.echo(f"Warning: {warning}", err=True)
+
+
+def _parse_since(text: str) -> dt.date:
+    try:
+        return parse_given_date(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from exc
 
 
 @app.command()

@@ -14,18 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import tomlkit
 
-from newsletter.compose.articles import (
-    ARTICLE_SUFFIXES,
-    MARKDOWN_SUFFIXES,
-    Article,
-    article_text,
-    read_article,
-    slugify,
-    to_markdown,
-)
+from newsletter.compose.articles import ARTICLE_SUFFIXES, Article, read_article
 from newsletter.compose.dates import parse_date
+from newsletter.compose.gather import gather
+from newsletter.compose.placing import place
 from newsletter.config import Settings
 from newsletter.config_checks import CONTROL_CHARACTERS, line_problem
 from newsletter.errors import ContentError
@@ -279,12 +274,23 @@ def new_issue(
 
 
 def add_articles(
-    folder: Path, sources: Sequence[Path], settings: Settings, warnings: list[str] | None = None
+    folder: Path,
+    sources: Sequence[str | Path],
+    settings: Settings,
+    warnings: list[str] | None = None,
+    *,
+    since: dt.date | None = None,
+    client: httpx.Client | None = None,
+    copied: list[tuple[Path, Path]] | None = None,
 ) -> list[Path]:
-    """Import article files into the issue as Markdown and append them to its order.
+    """Import articles into the issue as Markdown and append them to its order.
 
-    Every source is read and checked before anything is written, so a bad file leaves the
-    issue as it was. What the readers cleaned or left out is added to `warnings`.
+    A source is a file (.md, .txt, .html; a .xml, .rss or .atom feed), or a page or feed
+    URL (compose.gather); a feed gives its items dated `since` or later. Every source is
+    read and checked before anything is written, and everything is written or nothing
+    (compose.placing), so a bad one leaves the issue as it was. The images the articles
+    show are copied in; `copied` gets each (in the issue, from). What the readers
+    cleaned or left out is added to `warnings`.
     """
     path = folder / ISSUE_FILE
     read_toml(path, ContentError)  # the same checks and messages as a build
@@ -294,49 +300,19 @@ def add_articles(
         raise ContentError(f"{path}: key 'articles' must be a list of file names")
     order = [str(x) for x in listed] if listed else [p.name for p in article_files(folder)]
 
-    articles: list[Article] = []
-    problems: list[str] = []
-    for source in sources:
-        try:
-            articles.append(read_article(source, settings.drop_lines))
-        except ContentError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise ContentError("\n".join(problems))
-    if warnings is not None:
-        warnings.extend(w for article in articles for w in article.warnings)
+    incoming = gather(sources, settings.drop_lines, since, client, warnings)
 
-    taken = {p.name for p in folder.iterdir()}
-    planned: list[tuple[Path, Article, Path]] = []
-    for source, article in zip(sources, articles, strict=True):
-        stem = slugify(source.stem if source.suffix.lower() in MARKDOWN_SUFFIXES else article.title)
-        name, n = f"{stem}.md", 2
-        while name in taken:
-            name, n = f"{stem}-{n}.md", n + 1
-        taken.add(name)
-        planned.append((source, article, folder / name))
-
-    written: list[Path] = []
-    try:
-        for source, article, target in planned:
-            write_atomic(target, _imported(source, article))
-            order.append(target.name)
-            written.append(target)
+    def listed_in_order(written: list[Path]) -> None:
         array = tomlkit.array()
         array.multiline(True)
-        array.extend(order)
+        array.extend([*order, *(target.name for target in written)])
         doc["articles"] = array
         write_atomic(path, tomlkit.dumps(doc))
-    except OSError as exc:
-        for target in written:  # one failed write and the issue is as it was
-            target.unlink(missing_ok=True)
-        raise ContentError(f"cannot add to the issue: {os_problem(folder, exc)}") from exc
-    return written
 
+    def reads_back(article: Path) -> None:
+        read_article(article, settings.drop_lines)
 
-def _imported(source: Path, article: Article) -> str | bytes:
-    """What `add` writes: Markdown as it was (less control characters), others converted."""
-    if source.suffix.lower() not in MARKDOWN_SUFFIXES:
-        return to_markdown(article)
-    raw = source.read_bytes()
-    return article_text(source, raw)[0] if article.warnings else raw
+    placed = place(folder, incoming, then=listed_in_order, check=reads_back)
+    if copied is not None:
+        copied.extend(placed.images)
+    return placed.articles
