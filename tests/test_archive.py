@@ -23,7 +23,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from newsletter.cli import app
-from newsletter.compose.build import build_issue
+from newsletter.compose.build import build_issue, content_hash
 from newsletter.config import Settings
 from newsletter.errors import ContentError
 from newsletter.storage import open_engine, sends, transaction
@@ -246,9 +246,27 @@ def test_archive_must_be_true_or_false(workspace: Path, settings: Settings) -> N
 
 
 def test_sent_issues_come_from_the_ledger(db_settings: Settings) -> None:
-    assert sent_issues(db_settings) == set()
+    assert sent_issues(db_settings) == {}
     mark_sent(db_settings, EXAMPLE)
-    assert sent_issues(db_settings) == {EXAMPLE}
+    assert sent_issues(db_settings) == {EXAMPLE: "0" * 64}
+
+
+def test_a_page_that_differs_from_what_was_sent_is_a_warning(
+    workspace: Path, settings: Settings
+) -> None:
+    add_issue(workspace, WINTER, "Winter in Millbrook")
+    mark_sent(settings, EXAMPLE, WINTER)  # with a content hash no build has
+    sent = content_hash(build_issue(settings, settings.issues_dir / WINTER).rendered)
+    engine = open_engine(settings)
+    try:
+        with transaction(engine) as conn:
+            conn.execute(sends.update().where(sends.c.issue == WINTER).values(content_hash=sent))
+    finally:
+        engine.dispose()
+    result = write_archive(settings)
+    assert result.warnings == [
+        f"{EXAMPLE}: the page shows the issue as it is now, which differs from what was sent"
+    ]
 
 
 # --- URLs that resolve (issue 11, item 3) ----------------------------------------------------

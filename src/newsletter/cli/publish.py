@@ -40,3 +40,5 @@ def archive(
     if result.opted_out:
         summary += f"; {len(result.opted_out)} with archive = false"
     typer.echo(summary)
+    for warning in result.warnings:
+        typer.echo(f"Warning: {warning}", err=True)

@@ -27,7 +27,7 @@ import jinja2
 from sqlalchemy import select
 
 from newsletter import __version__
-from newsletter.compose.build import RENDERED_FILE, load_built
+from newsletter.compose.build import RENDERED_FILE, content_hash, load_built
 from newsletter.compose.issue import ISSUE_FILE
 from newsletter.compose.sources import OUTPUT_SETTINGS
 from newsletter.config import Settings
@@ -86,6 +86,7 @@ class Planned:
     key: str
     record: Recorded
     files: dict[str, Content] | None  # None: unchanged since the last run, left alone
+    content: str = ""  # compose.build.content_hash of what the page shows, when made anew
 
 
 def write_archive(
@@ -110,7 +111,13 @@ def write_archive(
             result.not_sent.append(folder.name)
             continue
         try:
-            planned.append(_plan(settings, env, shared, target, folder, previous.get(folder.name)))
+            item = _plan(settings, env, shared, target, folder, previous.get(folder.name))
+            planned.append(item)
+            if sent and item.content and item.content != sent[folder.name]:
+                result.warnings.append(
+                    f"{folder.name}: the page shows the issue as it is now, which differs "
+                    "from what was sent"
+                )
         except NewsletterError as exc:
             problems.extend(str(exc).splitlines())
     if problems:
@@ -188,7 +195,8 @@ def _plan(
     files: dict[str, Content] = {INDEX_FILE: issue_page(env, settings, entry, email)}
     files.update(_published_files(build))
     _check_links(settings, key, email.archive_links, files, folder)
-    return Planned(key, Recorded(fingerprint=now, archived=True, entry=entry.to_json()), files)
+    record = Recorded(fingerprint=now, archived=True, entry=entry.to_json())
+    return Planned(key, record, files, content_hash(rendered))
 
 
 def _published_files(build: Path) -> dict[str, Content]:
@@ -235,12 +243,14 @@ def issue_folders(settings: Settings) -> list[Path]:
         return []
 
 
-def sent_issues(settings: Settings) -> set[str]:
-    """The issues whose send has started: they have a row in the ledger's `sends`."""
+def sent_issues(settings: Settings) -> dict[str, str]:
+    """The issues whose send has started (a row in the ledger's `sends`), each with the
+    hash of the content it is sending."""
     engine = open_engine(settings)
     try:
         with transaction(engine) as conn:
-            return {str(row[0]) for row in conn.execute(select(sends.c.issue))}
+            rows = conn.execute(select(sends.c.issue, sends.c.content_hash))
+            return {str(issue): str(digest) for issue, digest in rows}
     finally:
         engine.dispose()
 
