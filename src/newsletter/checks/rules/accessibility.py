@@ -69,7 +69,7 @@ def contrast_check(email: BuiltEmail) -> Found:
         for element in matched:
             overrides.setdefault(element, {}).update(declarations)
     seen: set[tuple[str, RGB, RGB]] = set()
-    for mode, style in (("light", _inline), ("dark", _with(overrides))):
+    for mode, style in (("light", _cached(_inline)), ("dark", _cached(_with(overrides)))):
         for element in _texts(doc.find("body"), style):
             fg = _inherited(element, style, "color") or (0, 0, 0)
             bg = _background(element, style) or (255, 255, 255)
@@ -85,6 +85,18 @@ def contrast_check(email: BuiltEmail) -> Found:
 
 
 Style = Callable[[Any], dict[str, str]]
+
+
+def _cached(style: Style) -> Style:
+    """Each element's style read once: text walks up through the same ancestors."""
+    known: dict[Any, dict[str, str]] = {}
+
+    def cached(element: Any) -> dict[str, str]:
+        if element not in known:
+            known[element] = style(element)
+        return known[element]
+
+    return cached
 
 
 def _inline(element: Any) -> dict[str, str]:

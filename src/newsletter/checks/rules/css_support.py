@@ -21,7 +21,7 @@ from typing import Any
 import cssutils
 
 from newsletter.checks.email import BuiltEmail
-from newsletter.checks.findings import Found, Place, Severity, rule
+from newsletter.checks.findings import Found, Severity, rule
 
 cssutils.log.setLevel(logging.CRITICAL)
 
@@ -98,53 +98,63 @@ def _slugs(name: str, value: str) -> Iterator[str]:
     yield from (slug for text, slug in _FUNCTIONS.items() if text in compact)
 
 
-def _declarations(email: BuiltEmail) -> Iterator[tuple[str, set[str], Place]]:
-    """(slug, the properties declared beside it, place) for every feature used."""
+def _declarations(email: BuiltEmail) -> Iterator[tuple[str, set[str], Any]]:
+    """(slug, the properties declared beside it, where) for every feature used.
+
+    "Where" is an element, turned into a place only for what fires: finding a unique
+    selector costs more than the check itself. Style attributes repeat (premailer writes
+    the same one on every paragraph), so each distinct one is read once.
+    """
+    seen: dict[str, list[tuple[str, set[str]]]] = {}
     for element in email.doc.iter():
-        if isinstance(element.tag, str) and element.get("style"):
-            block = cssutils.parseStyle(element.get("style"), validate=False)
-            yield from _block(block, email.html_place(element))
-    for style in email.doc.iter("style"):
-        place = email.html_place(style)
-        sheet = cssutils.parseString(style.text or "", validate=False)
-        yield from _rules(sheet.cssRules, place)
+        style = element.get("style") if isinstance(element.tag, str) else None
+        if style:
+            if style not in seen:
+                block = cssutils.parseStyle(style, validate=False)
+                seen[style] = [(slug, names) for slug, names in _block(block)]
+            for slug, names in seen[style]:
+                yield slug, names, element
+    for style_element in email.doc.iter("style"):
+        sheet = cssutils.parseString(style_element.text or "", validate=False)
+        for slug, names in _rules(sheet.cssRules):
+            yield slug, names, style_element
 
 
-def _rules(rules: Any, place: Place) -> Iterator[tuple[str, set[str], Place]]:
+def _rules(rules: Any) -> Iterator[tuple[str, set[str]]]:
     for css_rule in rules:
         text = css_rule.cssText.lstrip().lower()
         for at, slug in _AT_RULES.items():
             if text.startswith(at):
-                yield slug, set(), place
+                yield slug, set()
         if css_rule.type == css_rule.STYLE_RULE:
-            yield from _block(css_rule.style, place)
+            yield from _block(css_rule.style)
         elif hasattr(css_rule, "cssRules"):
-            yield from _rules(css_rule.cssRules, place)
+            yield from _rules(css_rule.cssRules)
 
 
-def _block(block: Any, place: Place) -> Iterator[tuple[str, set[str], Place]]:
+def _block(block: Any) -> Iterator[tuple[str, set[str]]]:
     names = {p.name.lower() for p in block}
     for declaration in block:
         for slug in _slugs(declaration.name, declaration.value):
-            yield slug, names, place
+            yield slug, names
 
 
 @rule("css-unsupported", Severity.WARNING, "CSS that most major mail programs ignore")
 def css_unsupported(email: BuiltEmail) -> Found:
     data = support()
-    found: dict[str, tuple[Place, int]] = {}
-    for slug, beside, place in _declarations(email):
+    found: dict[str, tuple[Any, int]] = {}
+    for slug, beside, element in _declarations(email):
         if slug in ENHANCEMENTS or FALLBACKS.get(slug) in beside:
             continue
         if len(data.unsupported(slug)) * 2 > len(data.clients):
-            first, count = found.get(slug, (place, 0))
+            first, count = found.get(slug, (element, 0))
             found[slug] = (first, count + 1)
-    for slug, (place, count) in found.items():
+    for slug, (element, count) in found.items():
         feature = data.features[slug]
         missing = ", ".join(data.label(c) for c in data.unsupported(slug))
         uses = f" ({count} uses)" if count > 1 else ""
         yield (
             f"{feature['title']}{uses} is not supported by {missing} "
             f"(caniemail, tested {feature['last_test_date']})",
-            place,
+            email.html_place(element),
         )

@@ -8,7 +8,9 @@ Outlook; a relative URL loads nowhere; an http URL is refused or flagged by some
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from newsletter.checks.email import BuiltEmail
@@ -20,10 +22,10 @@ _MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)")
 _HTML_IMAGE = re.compile(r"<img\b[^>]*\bsrc\s*=\s*['\"]([^'\"]+)", re.IGNORECASE)
 
 
-def _images(email: BuiltEmail) -> Found:
-    """Every <img> with its src, as (src, place)."""
+def _images(email: BuiltEmail) -> Iterator[tuple[str, Any]]:
+    """(src, element) of every image; the element becomes a place only if a rule fires."""
     for img in email.doc.iter("img"):
-        yield (img.get("src") or "").strip(), email.html_place(img)
+        yield (img.get("src") or "").strip(), img
 
 
 @rule("image-alt", Severity.ERROR, "an image without alt text")
@@ -50,16 +52,22 @@ def image_width(email: BuiltEmail) -> Found:
 
 @rule("image-relative", Severity.ERROR, "an image with a relative URL")
 def image_relative(email: BuiltEmail) -> Found:
-    for src, place in _images(email):
+    for src, img in _images(email):
         if not urlsplit(src).scheme:
-            yield f"image {src or '(empty src)'} is relative: no inbox can load it", place
+            yield (
+                f"image {src or '(empty src)'} is relative: no inbox can load it",
+                email.html_place(img),
+            )
 
 
 @rule("image-insecure", Severity.WARNING, "an image over http instead of https")
 def image_insecure(email: BuiltEmail) -> Found:
-    for src, place in _images(email):
+    for src, img in _images(email):
         if urlsplit(src).scheme == "http":
-            yield f"image {src} is not https: some mail programs block or flag it", place
+            yield (
+                f"image {src} is not https: some mail programs block or flag it",
+                email.html_place(img),
+            )
 
 
 @rule("image-missing", Severity.ERROR, "a local image an article names is not there")
@@ -90,14 +98,20 @@ def _path_part(src: str) -> Path:
 @rule("image-broken", Severity.ERROR, "an image that does not load (--links)", needs="links")
 def image_broken(email: BuiltEmail) -> Found:
     fetched = email.fetched or {}
-    for src, place in _images(email):
+    for src, img in _images(email):
         result = fetched.get(src)
         if result is None:
             continue
         if result.broken:
-            yield f"image {src} does not load: {_why(result.status, result.problem)}", place
+            yield (
+                f"image {src} does not load: {_why(result.status, result.problem)}",
+                email.html_place(img),
+            )
         elif result.content_type and not result.content_type.startswith("image/"):
-            yield f"image {src} is not an image (it is {result.content_type})", place
+            yield (
+                f"image {src} is not an image (it is {result.content_type})",
+                email.html_place(img),
+            )
 
 
 def _why(status: int | None, problem: str) -> str:
