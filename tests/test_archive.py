@@ -195,6 +195,19 @@ def test_an_issue_page_is_the_email_with_nothing_of_any_reader(two_issues: Setti
     assert f"{SITE}archive/" not in "".join(doc.xpath("//body//@href | //body//@src"))
 
 
+def test_personal_fields_show_their_defaults(workspace: Path, settings: Settings) -> None:
+    add_issue(
+        workspace,
+        WINTER,
+        "Winter in Millbrook",
+        intro="\"What is on in {{ subscriber.city | default('your area') }} this month.\"",
+    )
+    write_archive(settings, include_unsent=True)
+    text = (default_archive_dir(settings) / WINTER / "index.html").read_text()
+    assert "What is on in your area this month." in text
+    assert "x-newsletter" not in text
+
+
 def test_the_feed_lists_the_issues_with_their_dates(two_issues: Settings) -> None:
     write_archive(two_issues)
     feed = feedparser.parse((default_archive_dir(two_issues) / "feed.xml").read_bytes())
