@@ -117,11 +117,6 @@ CASES: dict[str, Breaker] = {
         "image: /images/library-reading-room.jpg",
         "image: http://photos.millbrook.example.org/reading-room.jpg",
     ),
-    "image-missing": lambda r: edit(
-        issue_of(r) / "library-reopens.md",
-        "image: /images/library-reading-room.jpg",
-        "image: reading-room.jpg",
-    ),
     "link-relative": lambda r: built(
         r, "email.html", 'href="https://millbrook.example.org/library/rooms"', 'href="rooms"'
     ),
@@ -211,6 +206,17 @@ def test_an_empty_subject_does_not_build(workspace: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and "issue.toml" in result.stderr
     assert "subject" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_a_missing_local_image_does_not_build(workspace: Path) -> None:
+    edit(
+        issue_of(workspace) / "library-reopens.md",
+        "image: /images/library-reading-room.jpg",
+        "image: reading-room.jpg",
+    )
+    result = runner.invoke(app, ["--workspace", str(workspace), "check", "welcome"])
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1
+    assert "library-reopens.md:" in result.stderr and "reading-room.jpg" in result.stderr
 
 
 def test_init_workspace_fails_on_its_placeholders(tmp_path: Path) -> None:

@@ -3,23 +3,18 @@
 An image without alt text is a hole for screen readers and for everyone whose mail
 program blocks images; one without a width attribute renders at its natural size in
 Outlook; a relative URL loads nowhere; an http URL is refused or flagged by some clients.
+A local image an article names that is not there needs no rule: the build refuses it,
+naming the article and line.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from newsletter.checks.email import BuiltEmail
-from newsletter.checks.findings import Found, Place, Severity, rule
-
-# Where an article names an image: front matter, Markdown and raw HTML.
-_FRONT_MATTER_IMAGE = re.compile(r"^image:\s*['\"]?([^'\"#\s]+)")
-_MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)")
-_HTML_IMAGE = re.compile(r"<img\b[^>]*\bsrc\s*=\s*['\"]([^'\"]+)", re.IGNORECASE)
+from newsletter.checks.findings import Found, Severity, rule
 
 
 def _images(email: BuiltEmail) -> Iterator[tuple[str, Any]]:
@@ -68,31 +63,6 @@ def image_insecure(email: BuiltEmail) -> Found:
                 f"image {src} is not https: some mail programs block or flag it",
                 email.html_place(img),
             )
-
-
-@rule("image-missing", Severity.ERROR, "a local image an article names is not there")
-def image_missing(email: BuiltEmail) -> Found:
-    """A relative path in an article is a file beside it; a path from / is the website's."""
-    for path, number, line in email.source_lines():
-        if path.suffix.lower() not in {".md", ".markdown", ".html", ".htm"}:
-            continue
-        for pattern in (_FRONT_MATTER_IMAGE, _MARKDOWN_IMAGE, _HTML_IMAGE):
-            for match in pattern.finditer(line):
-                src = match.group(1)
-                if _local(src) and not (path.parent / _path_part(src)).is_file():
-                    yield (
-                        f"image {src} is not in the issue folder",
-                        Place(email.shown(path), line=number),
-                    )
-
-
-def _local(src: str) -> bool:
-    parts = urlsplit(src)
-    return not parts.scheme and not parts.netloc and not src.startswith(("/", "#"))
-
-
-def _path_part(src: str) -> Path:
-    return Path(urlsplit(src).path)
 
 
 @rule("image-broken", Severity.ERROR, "an image that does not load (--links)", needs="links")
