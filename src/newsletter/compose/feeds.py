@@ -46,7 +46,6 @@ def read_feed(
     try:
         parsed = feedparser.parse(
             io.BytesIO(data),
-            response_headers={"content-location": base_url} if base_url else None,
             sanitize_html=False,  # nh3 sanitizes below, to the email's own subset
         )
     except RecursionError as exc:

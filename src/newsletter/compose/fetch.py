@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
 import httpx
 
@@ -47,56 +48,67 @@ class Fetched:
 
 
 def new_client(timeout: float = TIMEOUT) -> httpx.Client:
-    """The client `add` fetches with when none is given: bounded timeouts and redirects."""
+    """The client `add` fetches with when none is given: bounded timeouts."""
     return httpx.Client(
         timeout=httpx.Timeout(timeout),
-        follow_redirects=True,
-        max_redirects=MAX_REDIRECTS,
         headers={"User-Agent": f"newsletter/{__version__} (article import)"},
     )
 
 
 def fetch(url: str, client: httpx.Client) -> Fetched:
-    """GET `url` within the limits above, or ContentError saying which one it broke."""
-    try:
-        url = fetchable_url(url)
-    except ValueError as exc:
-        raise ContentError(f"{shown(url, PATH_LIMIT)}: {exc}") from exc
+    """GET `url` within the limits above, or ContentError saying which one it broke.
+
+    Redirects are followed here, not by httpx, so each new URL passes the policy too.
+    """
     where = shown(url, PATH_LIMIT)
+    try:
+        current = fetchable_url(url)
+    except ValueError as exc:
+        raise ContentError(f"{where}: {exc}") from exc
     started = time.monotonic()
     try:
-        with client.stream("GET", url) as response:
-            _check_answer(where, response)
-            media_type, charset = _content_type(response.headers.get("content-type", ""))
-            if media_type.startswith(_BINARY_TYPES) and kind_of(media_type, b"") == "other":
-                raise ContentError(
-                    f"{where}: the server sent {quoted(media_type)}, not a web page or feed"
-                )
-            chunks: list[bytes] = []
-            total = 0
-            for chunk in response.iter_bytes(_CHUNK):
-                total += len(chunk)
-                if total > MAX_BYTES:
-                    raise ContentError(f"{where}: {_too_big()}")
-                if time.monotonic() - started > DEADLINE:
-                    raise ContentError(f"{where}: still downloading after {DEADLINE:.0f} s")
-                chunks.append(chunk)
-            final = str(response.url)
+        for _ in range(MAX_REDIRECTS + 1):
+            with client.stream("GET", current, follow_redirects=False) as response:
+                if response.is_redirect:
+                    current = _next(where, current, response.headers.get("location", ""))
+                    continue
+                return _body(where, response, started)
     except httpx.TimeoutException as exc:
         raise ContentError(
             f"{where}: no answer within {_seconds(client)} s (timed out); try again later, "
             "or save the page and add the file"
         ) from exc
-    except httpx.TooManyRedirects as exc:
-        raise ContentError(f"{where}: more than {client.max_redirects} redirects") from exc
-    except httpx.UnsupportedProtocol as exc:
-        raise ContentError(f"{where}: redirected to a URL that is not http or https") from exc
     except httpx.HTTPError as exc:
         raise ContentError(f"{where}: cannot be fetched ({_reason(exc)})") from exc
+    raise ContentError(f"{where}: more than {MAX_REDIRECTS} redirects")
+
+
+def _next(where: str, current: str, location: str) -> str:
+    """Where a redirect leads, if the URL policy lets `add` go there."""
+    try:
+        return fetchable_url(urljoin(current, location))
+    except ValueError as exc:
+        raise ContentError(f"{where}: redirected to a URL that is not http or https") from exc
+
+
+def _body(where: str, response: httpx.Response, started: float) -> Fetched:
+    _check_answer(where, response)
+    media_type, charset = _content_type(response.headers.get("content-type", ""))
+    if media_type.startswith(_BINARY_TYPES) and kind_of(media_type, b"") == "other":
+        raise ContentError(f"{where}: the server sent {quoted(media_type)}, not a web page or feed")
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in response.iter_bytes(_CHUNK):
+        total += len(chunk)
+        if total > MAX_BYTES:
+            raise ContentError(f"{where}: {_too_big()}")
+        if time.monotonic() - started > DEADLINE:
+            raise ContentError(f"{where}: still downloading after {DEADLINE:.0f} s")
+        chunks.append(chunk)
     data = b"".join(chunks)
     if is_binary(data):
         raise ContentError(f"{where}: the server sent binary data, not a web page or feed")
-    return Fetched(url=final, media_type=media_type, charset=charset, data=data)
+    return Fetched(url=str(response.url), media_type=media_type, charset=charset, data=data)
 
 
 def _check_answer(where: str, response: httpx.Response) -> None:

@@ -54,10 +54,11 @@ def looks_like_url(text: str) -> bool:
 
 def fetchable_url(value: str) -> str:
     """An absolute http(s) URL with a host that `add` may fetch, or ValueError saying why."""
+    found = _SCHEME.match(value.strip())
+    if not found or found.group(1).lower() not in IMAGE_SCHEMES:
+        raise ValueError("only http and https URLs can be fetched")
     text = checked_url(value)
     parts = urlsplit(text)
-    if parts.scheme.lower() not in IMAGE_SCHEMES:
-        raise ValueError(f"{text!r}: only http and https URLs can be fetched")
     try:
         host = parts.hostname
         parts.port  # noqa: B018 - a port that is not a number fails here

@@ -29,7 +29,6 @@ for _name in ("trafilatura", "htmldate", "courlan", "justext", "charset_normaliz
     logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 
-
 def read_page(
     data: bytes, url: str, charset: str | None = None, drop_lines: tuple[str, ...] = ()
 ) -> Article:
