@@ -81,6 +81,12 @@ def prepare(data: bytes, max_width: int) -> Prepared:
         if not resize and not _has_metadata(image):
             return Prepared(data, fmt, width, height)
         try:
+            if resize and fmt == "JPEG":
+                # Decode at 1/2, 1/4 or 1/8 scale where that still leaves enough pixels:
+                # a 12-megapixel photo then costs a quarter of the time.
+                wanted = (max_width, max(1, round(height * max_width / width)))
+                stored = wanted if image.size == (width, height) else wanted[::-1]
+                image.draft(image.mode, stored)
             image.load()
             upright = ImageOps.exif_transpose(image)
             if resize:
