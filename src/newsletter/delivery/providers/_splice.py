@@ -5,18 +5,28 @@ text is mostly non-ASCII-safe punctuation that must be escaped), yet all but a f
 of it are the same for every recipient. The issue's parts are JSON-escaped once; each
 message's body is then spliced from those bytes and its recipient's escaped values. The
 result is byte for byte what orjson.dumps gives for the whole list.
+
+Messages of one send share a letterhead (compose.message), so their whole items differ
+only in a few values: To, Message-ID, the unsubscribe link and the fields. For them the
+item is encoded once, with marks where those go (a `_Frame`), and each message is the
+frame's bytes with its own values put in: no dict, no header list, no encoding of the
+item per recipient. The frame is checked once against the plain way; should an adapter
+ever make an item the marks cannot stand for, the plain way is used.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
-from newsletter.compose.message import Message
-from newsletter.compose.personalize import field_values
+from newsletter.compose.message import Letterhead, Message
+from newsletter.compose.personalize import FIELDS, Recipient, field_values, fill
 from newsletter.compose.render import Rendered
+
+Item = Callable[[Message, int], dict[str, Any]]
 
 _HTML_MARK = "\x00html\x00"
 _TEXT_MARK = "\x00text\x00"
@@ -37,49 +47,179 @@ class _Parts:
 
 
 class Splicer:
-    """Encodes batches; remembers the parts of the last issue it saw."""
+    """Encodes batches; remembers the parts of the last issue, and the frame of the last
+    letterhead, it saw."""
 
     def __init__(self) -> None:
         self._parts: _Parts | None = None
+        self._frame: _Frame | None = None
 
     def encode(
-        self,
-        batch: Sequence[Message],
-        item: Callable[[Message, int], dict[str, Any]],
-        html_key: str,
-        text_key: str,
+        self, batch: Sequence[Message], item: Item, html_key: str, text_key: str, fast: bool = True
     ) -> bytes:
         """orjson.dumps of the batch's items with their bodies, in one copy.
 
         `item` gives a message's fields without its bodies; the HTML and text go in under
         `html_key` and `text_key` (the last two keys), spliced from the issue's parts.
+        `fast=False` when an item depends on more than its message (its index, say).
         """
-        pieces: list[bytes] = [b"["]
+        frame = self._frame_for(batch, item, html_key, text_key) if fast else None
+        if frame is not None:
+            pieces = [b"["]
+            for n, message in enumerate(batch):
+                if n:
+                    pieces.append(b",")
+                pieces += frame.fill(message)
+            pieces.append(b"]")
+            return b"".join(pieces)
+        pieces = [b"["]
         for n, message in enumerate(batch):
-            parts = self._parts_for(message.rendered)
-            raw, escaped = field_values(message.recipient, parts.rendered.slots)
-            # Each value JSON-escaped once, however often the issue uses its field.
-            html_values = {f: _escaped(v) for f, v in escaped.items()}
-            text_values = {f: _escaped(v) for f, v in raw.items()}
-            fields = item(message, n)
-            fields[html_key], fields[text_key] = _HTML_MARK, _TEXT_MARK
-            before, _, rest = orjson.dumps(fields).partition(_QUOTED_HTML)
-            middle, _, after = rest.partition(_QUOTED_TEXT)
             if n:
                 pieces.append(b",")
-            pieces += (before, b'"')
-            _fill(pieces, parts.html, html_values)
-            pieces += (b'"', middle, b'"')
-            _fill(pieces, parts.text, text_values)
-            pieces += (b'"', after)
+            self._one(pieces, message, n, item, html_key, text_key)
         pieces.append(b"]")
         return b"".join(pieces)
+
+    def _one(
+        self, pieces: list[bytes], message: Message, n: int, item: Item, html: str, text: str
+    ) -> None:
+        """One item the plain way: its fields encoded, its bodies spliced in."""
+        parts = self._parts_for(message.rendered)
+        raw, escaped = field_values(message.recipient, parts.rendered.slots)
+        # Each value JSON-escaped once, however often the issue uses its field.
+        html_values = {f: _escaped(v) for f, v in escaped.items()}
+        text_values = {f: _escaped(v) for f, v in raw.items()}
+        fields = item(message, n)
+        fields[html], fields[text] = _HTML_MARK, _TEXT_MARK
+        before, _, rest = orjson.dumps(fields).partition(_QUOTED_HTML)
+        middle, _, after = rest.partition(_QUOTED_TEXT)
+        pieces += (before, b'"')
+        _fill(pieces, parts.html, html_values)
+        pieces += (b'"', middle, b'"')
+        _fill(pieces, parts.text, text_values)
+        pieces += (b'"', after)
 
     def _parts_for(self, rendered: Rendered) -> _Parts:
         parts = self._parts
         if parts is None or parts.rendered is not rendered:
             parts = self._parts = _Parts(rendered)
         return parts
+
+    def _frame_for(
+        self, batch: Sequence[Message], item: Item, html_key: str, text_key: str
+    ) -> _Frame | None:
+        letterhead = batch[0].letterhead
+        if any(m.letterhead is not letterhead for m in batch):
+            return None
+        frame = self._frame
+        keys = (html_key, text_key)
+        if frame is None or frame.letterhead is not letterhead or frame.keys != keys:
+            frame = self._frame = _Frame(letterhead, item, html_key, text_key)
+            # Checked once against the plain way, byte for byte.
+            plain: list[bytes] = []
+            self._one(plain, batch[0], 0, item, html_key, text_key)
+            if not frame.works or b"".join(frame.fill(batch[0])) != b"".join(plain):
+                frame.works = False
+        return frame if frame.works else None
+
+
+# A mark in an encoded frame: "\u0000<what>\u0000" is how JSON writes "\x00<what>\x00", and
+# no value of ours holds a NUL (control characters never reach the issue or a header).
+_MARK = re.compile(rb"\\u0000([a-z]:[a-z0-9_.]+|[a-z]+)\\u0000")
+
+
+def _mark(what: str) -> str:
+    return f"\x00{what}\x00"
+
+
+class _Frame:
+    """One item of a send as encoded JSON, with holes for what differs per recipient.
+
+    `template` holds literal bytes at the even indexes and hole names at the odd ones:
+    to, id (Message-ID), url (the unsubscribe link), email, name, and h:<field> and
+    t:<field> for the HTML-escaped and plain values of each field of the bodies and subject.
+    """
+
+    def __init__(self, letterhead: Letterhead, item: Item, html_key: str, text_key: str) -> None:
+        self.letterhead = letterhead
+        self.keys = (html_key, text_key)
+        rendered = letterhead.rendered
+        self.slots = rendered.slots
+        recipient = Recipient(_mark("email"), _mark("name"), _mark("url"))
+        sample = Message(letterhead, recipient, _mark("to"), _mark("id"))
+        names = [*FIELDS, *(slot.key for slot in self.slots)]
+        sample.__dict__["subject"] = letterhead.subject_prefix + fill(
+            rendered.subject_parts, {name: _mark(f"t:{name}") for name in names}
+        )
+        fields = item(sample, 0)
+        fields[html_key], fields[text_key] = _mark("b:html"), _mark("b:text")
+        template: list[Any] = []
+        for n, piece in enumerate(_MARK.split(orjson.dumps(fields))):
+            hole = piece.decode() if n % 2 else ""
+            if hole in ("b:html", "b:text"):
+                parts = rendered.html_parts if hole == "b:html" else rendered.text_parts
+                kind = "h:" if hole == "b:html" else "t:"
+                for i, part in enumerate(parts):
+                    template.append(kind + part if i % 2 else _escaped(part))
+            elif n % 2:
+                template.append(hole)
+            else:
+                template.append(piece)
+        # Adjacent literals joined, so that literals and holes alternate.
+        self.template: list[Any] = [b""]
+        for piece in template:
+            after_literal = isinstance(self.template[-1], bytes)
+            if isinstance(piece, bytes) and after_literal:
+                self.template[-1] += piece
+                continue
+            if not isinstance(piece, bytes) and not after_literal:
+                self.template.append(b"")  # between two holes
+            self.template.append(piece)
+        if not isinstance(self.template[-1], bytes):
+            self.template.append(b"")
+        self.holes: list[str] = self.template[1::2]
+        needed = set(self.holes)
+        # (field, hole for its plain value, hole for its HTML value): only the holes the
+        # frame has, so a message escapes only the values its item shows.
+        self.fields = [
+            (
+                name,
+                f"t:{name}" if f"t:{name}" in needed else "",
+                f"h:{name}" if f"h:{name}" in needed else "",
+            )
+            for name in names
+        ]
+        self.plain = [hole for hole in ("to", "id", "url", "email", "name") if hole in needed]
+        known = {"to", "id", "url", "email", "name"} | {k + n for k in ("h:", "t:") for n in names}
+        self.works = needed <= known
+
+    def fill(self, message: Message) -> list[bytes]:
+        """The frame's pieces with this message's values in the holes."""
+        recipient = message.recipient
+        raw, escaped = field_values(recipient, self.slots)
+        values: dict[str, bytes] = {}
+        for hole in self.plain:
+            values[hole] = _escaped(_PLAIN[hole](message))
+        for name, text_hole, html_hole in self.fields:
+            value = raw[name]
+            encoded = _escaped(value)
+            if text_hole:
+                values[text_hole] = encoded
+            if html_hole:
+                html = escaped[name]
+                values[html_hole] = encoded if html is value else _escaped(html)
+        out = self.template[:]
+        out[1::2] = [values[hole] for hole in self.holes]
+        return out
+
+
+_PLAIN: dict[str, Callable[[Message], str]] = {
+    "to": lambda m: m.to,
+    "id": lambda m: m.message_id,
+    "url": lambda m: m.recipient.unsubscribe_url,
+    "email": lambda m: m.recipient.email,
+    "name": lambda m: m.recipient.name,
+}
 
 
 _QUOTED_HTML = orjson.dumps(_HTML_MARK)

@@ -138,6 +138,7 @@ class ResendProvider:
                 lambda m, n: build_item(m, n, self.options.sandbox, bodies=False),
                 "html",
                 "text",
+                fast=not self.options.sandbox,  # sandbox addresses go by index
             ),
             headers={
                 "Authorization": f"Bearer {self.options.key}",
