@@ -59,10 +59,20 @@ def field_key(column: str) -> str:
 
 
 def personal(fields: Mapping[str, Any] | None) -> dict[str, str]:
-    """A subscriber's stored fields keyed by field_key, as compose.personalize wants them."""
+    """A subscriber's stored fields keyed by field_key, as compose.personalize wants them.
+
+    Called for every recipient of a send: the columns are nearly always the same ones, so
+    their keys are worked out once per set of columns.
+    """
     if not fields:
         return {}
-    return {field_key(k): v if isinstance(v, str) else str(v) for k, v in fields.items()}
+    values = [v if type(v) is str else str(v) for v in fields.values()]
+    return dict(zip(_keys(tuple(fields)), values, strict=True))
+
+
+@lru_cache(maxsize=256)
+def _keys(columns: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(field_key(c) for c in columns)
 
 
 # --- the syntax in the intro, articles, subject and preheader ------------------------------

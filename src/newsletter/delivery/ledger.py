@@ -235,17 +235,25 @@ def claim(
             params: tuple[Any, ...] = (attempt_id, stamp, ids)
         else:
             params = (attempt_id, stamp, issue, max_attempts, size)
-        taken = conn.exec_driver_sql(_CLAIM[conn.dialect.name], params).fetchall()
-        who = [row[1] for row in taken if row[1] is not None]
-        if conn.dialect.name == "postgresql":
-            found = conn.exec_driver_sql(_SUBSCRIBERS_PG, (who,)).fetchall()
-        else:
-            found = conn.exec_driver_sql(_SUBSCRIBERS, (orjson.dumps(who).decode(),)).fetchall()
-        now_as = {row[0]: row[1:] for row in found}
+        # The driver's own cursor, in this transaction: plain tuples, no result rows made
+        # per row (a tenth of the claim's CPU).
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(_CLAIM[conn.dialect.name], params)
+            taken = cursor.fetchall()
+            who = [row[1] for row in taken if row[1] is not None]
+            if conn.dialect.name == "postgresql":
+                cursor.execute(_SUBSCRIBERS_PG, (who,))
+            else:
+                cursor.execute(_SUBSCRIBERS, (orjson.dumps(who).decode(),))
+            now_as = {row[0]: row[1:] for row in cursor.fetchall()}
+        finally:
+            cursor.close()
         kept, left = [], []
+        active = SubscriberStatus.ACTIVE.value
         for row_id, subscriber_id, email, attempt in sorted(taken, key=_first):
             status, current, fields = now_as.get(subscriber_id, (None, "", None))
-            if status != SubscriberStatus.ACTIVE:
+            if status != active:
                 left.append(row_id)
             else:
                 kept.append(
