@@ -227,3 +227,13 @@ def test_a_field_glued_to_a_url_or_a_word_stays_literal(name: str, before: str) 
     assert in_text(text, NONCE) == text
     html = f'<p><a href="https://x.org/?q={{{{ subscriber.{name} }}}}">go</a></p>'
     assert in_html(html, NONCE) == html
+
+
+def test_the_plan_shows_a_personal_subject_as_the_editor_wrote_it(
+    settings: Settings, issue_dir: Path
+) -> None:
+    from newsletter.compose.personalize import readable
+
+    _issue_with_fields(settings, issue_dir)
+    rendered = build_issue(settings, issue_dir).rendered
+    assert readable(rendered.subject_parts).startswith("For {{ subscriber.city }}: Millbrook")

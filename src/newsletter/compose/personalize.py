@@ -173,6 +173,17 @@ def plain_tokens(parts: list[str]) -> str:
     return "".join(out)
 
 
+def readable(parts: list[str]) -> str:
+    """The text with its fields as an editor writes them ("{{ subscriber.city }}"), for
+    showing a subject that varies per recipient."""
+    out = parts[:]
+    out[1::2] = [
+        f"{{{{ subscriber.{key.split('.')[1] if key.startswith('f.') else key} }}}}"
+        for key in parts[1::2]
+    ]
+    return "".join(out)
+
+
 def _one_line(value: str) -> str:
     """No line break or control character of a subscriber's data reaches the email."""
     if value.isprintable() or not (LINE_BREAKS.search(value) or CONTROL_CHARACTERS.search(value)):

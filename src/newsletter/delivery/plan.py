@@ -13,6 +13,7 @@ from typing import Any
 
 from newsletter.audience.subscribers import count_audience
 from newsletter.compose.build import load_built
+from newsletter.compose.personalize import readable
 from newsletter.compose.render import Rendered
 from newsletter.config import KEYS, Settings
 from newsletter.delivery.ledger import find_send
@@ -133,7 +134,7 @@ def plan_send(
         engine.dispose()
     return Plan(
         issue=issue.key,
-        subject=rendered.subject,
+        subject=readable(rendered.subject_parts),  # personal fields as written
         provider=provider,
         audience=audience,
         already_sent=sent,
