@@ -566,6 +566,19 @@ def test_a_workspace_template_overrides_the_default(workspace: Path, settings: S
     assert index.xpath("//header//a[@class='subscribe']/@href") == [f"{SITE}subscribe"]
 
 
+def test_a_mistake_in_the_index_template_leaves_the_archive_as_it_was(
+    workspace: Path, two_issues: Settings
+) -> None:
+    out = default_archive_dir(two_issues)
+    write_archive(two_issues)
+    before = snapshot(out)
+    (two_issues.issues_dir / WINTER / "article.md").write_text(WINTER_ARTICLE + "\nMore.\n")
+    write(workspace / "templates" / "archive" / "index.html", "{% for %}\n")
+    with pytest.raises(ContentError, match=r"templates/archive/index.html:1: "):
+        write_archive(two_issues)
+    assert snapshot(out) == before
+
+
 def test_a_template_mistake_names_the_file_and_line(workspace: Path, settings: Settings) -> None:
     write(workspace / "templates" / "archive" / "index.html", "<p>\n{{ nonsense.here }}</p>\n")
     with pytest.raises(

@@ -134,19 +134,20 @@ def write_archive(
     result.archived = [e.key for e in entries]
     kept = set(result.archived)
     result.removed = sorted(k for k, r in previous.items() if r.archived and k not in kept)
-    state = state_bytes({p.key: p.record for p in planned})
-    _write(target, archived, entries, result, state, env, settings)
+    top = {  # made before anything is written: a template mistake changes nothing
+        INDEX_FILE: index_page(env, settings, entries),
+        FEED_FILE: atom_feed(settings, entries),
+    }
+    _write(target, archived, top, result, state_bytes({p.key: p.record for p in planned}))
     return result
 
 
 def _write(
     target: Path,
     archived: list[Planned],
-    entries: list[Entry],
+    top: dict[str, bytes],
     result: ArchiveResult,
     state: bytes,
-    env: jinja2.Environment,
-    settings: Settings,
 ) -> None:
     """Issue folders first, then the index and feed that link to them, the state last."""
     try:
@@ -157,8 +158,8 @@ def _write(
         for item in archived:
             if item.files is not None and writer.issue(item.key, item.files):
                 result.written.append(item.key)
-        writer.file(INDEX_FILE, index_page(env, settings, entries))
-        writer.file(FEED_FILE, atom_feed(settings, entries))
+        for name, data in top.items():
+            writer.file(name, data)
         for key in result.removed:
             writer.remove(key)
         writer.finish(state)
