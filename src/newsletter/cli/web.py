@@ -31,7 +31,7 @@ def serve(
     anything but 127.0.0.1 needs a TLS reverse proxy in front and --behind-proxy.
 
     \b
-    Example: NEWSLETTER_SECRET_KEY=... newsletter serve --port 8000
+    Example: newsletter serve --port 8000   (with NEWSLETTER_SECRET_KEY set)
     """
     from newsletter.web.serve import ServeOptions  # starlette and uvicorn load here
     from newsletter.web.serve import behind_proxy as proxied
