@@ -279,7 +279,13 @@ def _corpus_cases() -> dict[str, Case]:
     for name in corpus("articles"):
         cases[f"add-{name}"] = Case(ADD, outside("articles", name))
         cases[f"build-{name}"] = Case(BUILD, listed(name))
-    for name in ("tokens.txt", "tokens.html", "script-style-iframe.html", "javascript-links.txt"):
+    for name in (
+        "tokens.txt",
+        "tokens.html",
+        "script-style-iframe.html",
+        "script-style-iframe-remote-image.html",
+        "javascript-links.txt",
+    ):
         cases[f"send-test-{name}"] = Case(SEND_TEST, listed(name))
         cases[f"send-{name}"] = Case(SEND, listed(name), seeded=True)
     for name in corpus("issues"):
@@ -497,6 +503,7 @@ CASES = _corpus_cases() | _argument_cases() | GENERATED
 REAL = {
     "add-yaml-billion-laughs.md",
     "build-script-style-iframe.html",
+    "build-script-style-iframe-remote-image.html",
     "send-test-tokens.html",
     "send-tokens.html",
     "issue-subject-newline.toml",
