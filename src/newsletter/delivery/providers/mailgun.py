@@ -56,9 +56,12 @@ PER_RECIPIENT_HEADERS = ("Message-ID", "List-Unsubscribe")
 Fields = list[tuple[str, tuple[None, str]]]
 
 
-# The "%" that opens something Mailgun could fill: anything after "%recipient", or a
+# The "%" that opens something Mailgun could fill: anything after "%recipient", any
+# %...unsubscribe_url% (even "%aaunsubscribe_url%", whose "%aa" reads as a %-escape), or a
 # %name% whose first two characters are not hex digits (so never a %-escape in a URL).
-_LOOKALIKE = re.compile(r"%(?=recipient|(?![0-9a-f]{2})[a-z_][\w.:-]*%)", re.IGNORECASE)
+_LOOKALIKE = re.compile(
+    r"%(?=recipient|[a-z_]*unsubscribe_url%|(?![0-9a-f]{2})[a-z_][\w.:-]*%)", re.IGNORECASE
+)
 WORD_JOINER = "\u2060"  # zero width, no break: the reader sees the text as it was
 
 
