@@ -139,7 +139,7 @@ CASES: dict[str, Breaker] = {
         r, "preheader", '"Millbrook in November: the library reopens"'
     ),
     "placeholder-text": lambda r: append(r, "library-reopens.md", "Opening times: TK."),
-    "template-leftover": lambda r: append(r, "library-reopens.md", "Write to x-newsletter:email."),
+    "template-leftover": lambda r: append(r, "library-reopens.md", "The braces {{ stay here."),
     "lang-missing": lambda r: own_template(
         r, "email.html", '<html lang="{{ newsletter.language }}"', "<html"
     ),
@@ -308,14 +308,24 @@ def test_send_refuses_an_issue_with_errors_and_force_sends_it(workspace: Path) -
     assert runner.invoke(app, [*args, "subscribers", "add", "ana@example.net"]).exit_code == 0
     refused = runner.invoke(app, [*args, "send", "welcome", "--yes"])
     assert refused.exit_code == 1
-    assert "error placeholder-text" in refused.stderr
+    assert re.search(
+        r"^Error: issues/\S+/library-reopens\.md:\d+: placeholder-text: ", refused.stderr, re.M
+    )
+    assert all(line.startswith("Error: ") for line in refused.stderr.splitlines())
     assert "pass --force" in refused.stderr.splitlines()[-1]
     outbox = workspace / ".newsletter" / "outbox" / EXAMPLE
     assert not outbox.exists()
     forced = runner.invoke(app, [*args, "send", "welcome", "--yes", "--force"])
     assert forced.exit_code == 0, forced.output
-    assert "error placeholder-text" in forced.stderr
+    assert "placeholder-text" in forced.stderr
     assert len(list(outbox.glob("*.eml"))) == 1
+
+
+def test_a_literal_token_in_an_article_is_text_not_a_leftover(workspace: Path) -> None:
+    """compose.personalize leaves "x-newsletter:email" in an article as written, on purpose."""
+    append(workspace, "library-reopens.md", "Write to x-newsletter:email.")
+    report = check_issue(load_settings(workspace, environ={}), issue_of(workspace))
+    assert report.findings == ()
 
 
 def test_send_test_shows_findings_and_sends(workspace: Path) -> None:
@@ -325,8 +335,8 @@ def test_send_test_shows_findings_and_sends(workspace: Path) -> None:
         app, ["--workspace", str(workspace), "send-test", "welcome", "--to", "me@example.net"]
     )
     assert result.exit_code == 0, result.output
-    assert "error placeholder-text" in result.stderr
-    assert "warning preheader-missing" in result.stderr
+    assert "Error: issues/" in result.stderr and ": placeholder-text: " in result.stderr
+    assert f"Warning: issues/{EXAMPLE}/issue.toml: preheader-missing: " in result.stderr
     assert result.stdout.startswith("sent ")
 
 

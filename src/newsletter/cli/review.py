@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.checks import Report, check_issue
+from newsletter.checks import Report, Severity, check_issue
 from newsletter.cli.base import app, workspace_settings
 from newsletter.compose.issue import resolve_issue
 from newsletter.config import Settings
@@ -58,7 +58,9 @@ def show_report(report: Report, err: bool) -> None:
 def pre_send_checks(settings: Settings, folder: Path, *, refuse: bool) -> None:
     """What `send` and `send-test` run first: findings on stderr; errors refuse if `refuse`."""
     report = check_issue(settings, folder)
-    show_report(report, err=True)
+    for finding in report.findings:  # in the form of every other command's problems
+        label = "Error" if finding.severity is Severity.ERROR else "Warning"
+        typer.echo(f"{label}: {finding.place}: {finding.rule}: {finding.message}", err=True)
     if report.errors and refuse:
         raise SendError(
             f"{report.summary()}: not sent; fix the errors (newsletter check {folder.name}) "

@@ -115,7 +115,6 @@ def send(
     """
     settings = workspace_settings(ctx)
     folder = resolve_issue(settings, issue)
-    pre_send_checks(settings, folder, refuse=not force)
     plan = plan_send(
         settings,
         folder,
@@ -124,6 +123,7 @@ def send(
         rate=rate,
         concurrency=concurrency,
     )
+    pre_send_checks(settings, folder, refuse=not force)  # after the plan's own refusals
     _show_plan(plan, segment, retry_uncertain)
     if dry_run:
         report = run_dry(settings, folder, environ=os.environ, segment=segment or "")

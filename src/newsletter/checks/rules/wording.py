@@ -18,8 +18,16 @@ from newsletter.compose.render import environment
 SUBJECT_MAX = 80
 # "TK" is the editors' mark for "to come"; lorem ipsum is filler text.
 _FILLER = re.compile(r"\bTK\b|(?i:lorem ipsum)")
-# Jinja2 syntax or a per-recipient token that reached the finished email.
-_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|%7B%7B|%7B%25|x-newsletter(?:-[0-9a-f]+)?:", re.I)
+# Jinja2 syntax that reached the finished email. A per-recipient token is this build's
+# own ("x-newsletter-<nonce>:"): an article may write "x-newsletter:email", which stays
+# text on purpose (compose.personalize), so only the nonce's tokens are leftovers.
+_JINJA = r"\{\{|\}\}|\{%|%\}|%7B%7B|%7B%25"
+
+
+def _leftover(email: BuiltEmail) -> re.Pattern[str]:
+    nonce = email.rendered.nonce
+    token = rf"|x-newsletter-{re.escape(nonce)}:" if nonce else ""
+    return re.compile(_JINJA + token, re.IGNORECASE)
 
 
 def _plain(text: str) -> str:
@@ -86,13 +94,14 @@ def placeholder_text(email: BuiltEmail) -> Found:
 
 @rule("template-leftover", Severity.ERROR, 'an unrendered "{{", "{%" or field token')
 def template_leftover(email: BuiltEmail) -> Found:
+    leftover = _leftover(email)
     for element in email.doc.iter():
         if not isinstance(element.tag, str) or element.tag in ("style", "script"):
             continue
         texts: list[Any] = [element.text, *element.attrib.values()]
         texts += [child.tail for child in element]
         for text in texts:
-            match = _LEFTOVER.search(text or "")
+            match = leftover.search(text or "")
             if match:
                 yield (
                     f'"{match.group(0)}" reached the email unrendered: {_around(text, match)}',
@@ -100,7 +109,7 @@ def template_leftover(email: BuiltEmail) -> Found:
                 )
                 break
     for number, line in enumerate(email.text.splitlines(), 1):
-        match = _LEFTOVER.search(line)
+        match = leftover.search(line)
         if match:
             yield (
                 f'"{match.group(0)}" reached the text part unrendered: {_around(line, match)}',
