@@ -1,10 +1,11 @@
 """The public side under load on loopback: `serve`'s app (create_app) on uvicorn.
 
-    python benchmarks/serve.py [--requests 3000] [--concurrency 16]
+    python benchmarks/serve.py [--requests 5000] [--concurrency 16] [--httpx]
 
-Runs the app in a child process (uvicorn, one worker, SQLite, as `serve` does) and an
-httpx load from this one, then prints requests (or events) per second and p50/p99
-latency for:
+Runs the app in a child process (uvicorn, one worker, SQLite, as `serve` does) under a
+load of wrk (Debian's `wrk` package; an httpx load from this process without it, see
+serve_load.py), then prints requests (or events) per second, p50/p99 latency and the
+CPU milliseconds the server and the client spent per request, for:
   - the ceiling: a bare Starlette endpoint answering 200, on the same uvicorn settings;
   - one-click unsubscribes: POST /unsubscribe?token=... with List-Unsubscribe=One-Click;
   - webhook events: SendGrid batches of 100 signed events, and single Postmark events;
@@ -12,13 +13,13 @@ latency for:
     the per-client limit measures nothing but itself).
 Then it checks that nothing was lost: every request answered 200 is in the database.
 Aims on SQLite on this machine: one-click at least 1,000/s and at least 40% of the
-bare endpoint, webhook events at least 5,000/s, p99 under 50 ms.
+bare endpoint, webhook events at least 5,000/s, p99 under 50 ms. On a machine that
+others load too, the CPU per request is the figure to compare between runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
@@ -35,10 +36,14 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).parent))
+from serve_load import Request, Result, have_wrk, run  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "benchmark-signing-secret-0123456789"
 AUTH = "hooks:benchmark-password"
 ISSUE = "2026-11-26-welcome"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 # --- the child: the app on uvicorn --------------------------------------------------------------
@@ -64,6 +69,21 @@ def child(root: str, port: int, bare: bool, env_json: str) -> None:
 
         environ = json.loads(env_json)
         app = create_app(load_settings(Path(root), environ=environ), environ)
+    profile = os.environ.get("NEWSLETTER_BENCH_PROFILE")  # a file for yappi's figures
+    if profile:
+        import signal
+
+        import yappi
+
+        def save(*_: object) -> None:
+            # uvicorn raises the SIGTERM it caught again once it has shut down.
+            yappi.stop()
+            yappi.get_func_stats().save(profile + ("-bare" if bare else ""), type="pstat")
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, save)
+        yappi.set_clock_type("cpu")
+        yappi.start()
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -106,48 +126,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-# --- the load ---------------------------------------------------------------------------------
-
-Request = tuple[str, bytes, dict[str, str]]  # path, body, headers
-
-
-async def load(url: str, requests: list[Request], concurrency: int) -> dict[str, Any]:
-    """POST every request, `concurrency` at a time; rate, latencies, which got 200."""
-    latencies: list[float] = []
-    ok: list[int] = [0] * len(requests)
-    queue = iter(enumerate(requests))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-
-        async def worker() -> None:
-            for n, (path, body, headers) in queue:
-                began = time.perf_counter()
-                try:
-                    answer = await client.post(path, content=body, headers=headers)
-                except httpx.TransportError:  # the server dropped it: counted as lost
-                    ok[n] = 0
-                    continue
-                latencies.append(time.perf_counter() - began)
-                ok[n] = answer.status_code
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    latencies.sort()
-    latencies = latencies or [float("nan")]
-    return {
-        "rate": len(requests) / elapsed,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-        "statuses": ok,
-    }
-
-
-def run(url: str, requests: list[Request], concurrency: int) -> dict[str, Any]:
-    asyncio.run(load(url, requests[: concurrency * 2], concurrency))  # warm up
-    return asyncio.run(load(url, requests[concurrency * 2 :], concurrency))
 
 
 # --- the workspace and the requests -------------------------------------------------------------
@@ -265,49 +243,60 @@ def subscribes(count: int) -> list[Request]:
 # --- nothing lost -----------------------------------------------------------------------------
 
 
-def lost(
-    database: Path, phases: dict[str, tuple[list[Request], dict[str, Any]]]
-) -> tuple[list[str], dict[str, int]]:
-    """What got a 200 and is not in the database; how many requests got no 200."""
+def lost(database: Path, phases: dict[str, tuple[list[Request], Result]]) -> list[str]:
+    """The requests answered 200 whose change is not in the database.
+
+    httpx tells which request got which answer; wrk only counts the answers that were not
+    200, so with wrk every request sent is looked for and as many missing as there were
+    such answers are forgiven.
+    """
     problems: list[str] = []
-    refused: dict[str, int] = {}
     with sqlite3.connect(database) as conn:
         status = dict(conn.execute("SELECT id, status FROM subscribers"))
         by_email = dict(conn.execute("SELECT email, status FROM subscribers"))
         keys = {k for (k,) in conn.execute("SELECT event_key FROM events")}
+    from newsletter.delivery.tokens import read_unsubscribe_token
+
     for name, (requests, result) in phases.items():
-        for (path, body, _), code in zip(requests, result["statuses"], strict=True):
-            if code != 200:
-                refused[name] = refused.get(name, 0) + 1
+        missing: list[str] = []
+        for n, (path, body, _) in enumerate(requests[: result.sent]):
+            if result.ok is not None and not result.ok[n]:
                 continue
             if name == "one-click":
-                from newsletter.delivery.tokens import read_unsubscribe_token
-
                 found = read_unsubscribe_token(path.split("token=")[1], SECRET)
                 if found is None or status.get(found[0]) != "unsubscribed":
-                    problems.append(f"one-click {found} not unsubscribed")
+                    missing.append(f"one-click {found} not unsubscribed")
             elif name == "sendgrid":
-                missing = [
-                    e for e in json.loads(body) if f"sendgrid:{e['sg_event_id']}" not in keys
+                missing += [
+                    f"sendgrid event {e['sg_event_id']} not stored"
+                    for e in json.loads(body)
+                    if f"sendgrid:{e['sg_event_id']}" not in keys
                 ]
-                problems += [f"sendgrid event {e['sg_event_id']} not stored" for e in missing]
             elif name == "postmark":
                 ident = json.loads(body)["ID"]
                 if f"postmark:SpamComplaint:{ident}" not in keys:
-                    problems.append(f"postmark event {ident} not stored")
+                    missing.append(f"postmark event {ident} not stored")
             elif name == "subscribe":
                 email = body.decode().split("&")[0].removeprefix("email=").replace("%40", "@")
                 if by_email.get(email) != "pending":
-                    problems.append(f"subscribe {email} not pending")
-    return problems, refused
+                    missing.append(f"subscribe {email} not pending")
+        forgiven = result.not_ok * (100 if name == "sendgrid" else 1) if result.ok is None else 0
+        if len(missing) > forgiven:
+            problems += missing
+    return problems
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=5000, help="per kind (default 5000)")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--httpx", action="store_true", help="the httpx load even with wrk")
+    parser.add_argument("--only", help="kinds to run, comma-separated (bare always runs)")
     args = parser.parse_args()
     n, c = args.requests, args.concurrency
+    wrk = have_wrk() and not args.httpx
+    batches = max(30, n // 30)  # SendGrid batches of 100 events
+    spare = 6 * c  # the warm-up's and wrk's spares
     sign, public_key = sendgrid_keys()
     env = {
         "NEWSLETTER_SECRET_KEY": SECRET,
@@ -316,62 +305,78 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        make_workspace(root, 3 * n + 200 * c)
+        make_workspace(root, 2 * (n + spare) + 100 * (batches + spare))
         people = subscriber_ids(root / ".newsletter" / "newsletter.db")
-        clicks, hooks, marks = (
-            people[: n + 2 * c],
-            people[n + 2 * c : 2 * n + 100 * (2 * c)],
-            people[2 * n + 200 * c :],
-        )
+        clicks, marks = people[: n + spare], people[n + spare : 2 * (n + spare)]
+        hooks = people[2 * (n + spare) :]
         requests = {
-            "bare": [("/ok", b"List-Unsubscribe=One-Click", {})] * (n + 2 * c),
+            "bare": [("/ok", b"List-Unsubscribe=One-Click", FORM)] * (n + spare),
             "one-click": one_clicks(clicks),
             "sendgrid": sendgrid_batches(hooks, sign),
             "postmark": postmark_singles(marks),
-            "subscribe": subscribes(min(n, 1000) + 2 * c),
+            "subscribe": subscribes(min(n, 1000) + spare),
         }
-        results: dict[str, dict[str, Any]] = {}
-        server, url = start(root, True, env)
-        try:
-            results["bare"] = run(url, requests["bare"], c)
-        finally:
-            stop(server)
-        server, url = start(root, False, env)
-        try:
-            for name in ("one-click", "sendgrid", "postmark", "subscribe"):
-                results[name] = run(url, requests[name], c)
-        finally:
-            stop(server)
+        counts = {k: len(v) - spare for k, v in requests.items()}
+        wanted = args.only.split(",") if args.only else list(requests)
+        results: dict[str, Result] = {}
+        # Subscribe last, in a server of its own: its confirmation emails go out in the
+        # background and must not be counted against the other kinds.
+        for bare, names in (
+            (True, ["bare"]),
+            (False, ["one-click", "sendgrid", "postmark"]),
+            (False, ["subscribe"]),
+        ):
+            names = [name for name in names if name in wanted or bare]
+            if not names:
+                continue
+            server, url = start(root, bare, env)
+            try:
+                for name in names:
+                    results[name] = run(url, server.pid, requests[name], counts[name], c, wrk)
+            finally:
+                stop(server)
         phases = {k: (requests[k][2 * c :], results[k]) for k in results if k != "bare"}
-        problems, refused = lost(root / ".newsletter" / "newsletter.db", phases)
-    report(results, problems, refused, c)
+        problems = lost(root / ".newsletter" / "newsletter.db", phases)
+    report(results, problems, c, wrk)
 
 
-def report(
-    results: dict[str, dict[str, Any]],
-    problems: list[str],
-    refused: dict[str, int],
-    concurrency: int,
-) -> None:
-    print(f"SQLite, one uvicorn worker, {concurrency} requests in flight, httpx on loopback")
-    units = {"sendgrid": 100}
+def report(results: dict[str, Result], problems: list[str], concurrency: int, wrk: bool) -> None:
+    load = "wrk" if wrk else "httpx (install Debian's wrk for a lighter client)"
+    print(
+        f"SQLite, one uvicorn worker, {concurrency} requests in flight, {load} on loopback; "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+    )
+    print(f"  {'':<10} {'rate':>8} {'':<26} {'p50':>8} {'p99':>8}   server CPU    client CPU")
     for name, result in results.items():
-        per = units.get(name, 1)
-        what = (
-            "events/s (batches of 100)"
-            if per > 1
-            else ("events/s" if name == "postmark" else "requests/s")
+        per = 100 if name == "sendgrid" else 1
+        what = {"sendgrid": "events/s (batches of 100)", "postmark": "events/s"}.get(
+            name, "requests/s"
         )
-        rate, p50, p99 = result["rate"] * per, result["p50_ms"], result["p99_ms"]
-        print(f"  {name:<10} {rate:>8,.0f} {what:<26} p50 {p50:5.1f} ms  p99 {p99:5.1f} ms")
-    bare, click = results["bare"]["rate"], results["one-click"]["rate"]
+        print(
+            f"  {name:<10} {result.rate * per:>8,.0f} {what:<26} {result.p50_ms:5.1f} ms"
+            f" {result.p99_ms:5.1f} ms  {result.server_ms / per:6.3f} ms"
+            f"     {result.client_ms / per:6.3f} ms"
+            + (f"  ({result.not_ok} not 200)" if result.not_ok else "")
+        )
+    print("  (CPU per request, or per event for the webhooks)")
+    if len(results) < 5:
+        return
+    bare, click = results["bare"], results["one-click"]
+    hook_events = results["sendgrid"].rate * 100
+    single_events = results["postmark"].rate
     aims = [
-        ("one-click at least 1,000/s", click >= 1000),
-        (f"one-click at least 40% of the bare endpoint ({click / bare:.0%})", click >= 0.4 * bare),
-        ("SendGrid webhook events at least 5,000/s", results["sendgrid"]["rate"] * 100 >= 5000),
+        ("one-click at least 1,000/s", click.rate >= 1000),
+        (
+            f"one-click at least 40% of the bare endpoint ({click.rate / bare.rate:.0%};"
+            f" {bare.server_ms / click.server_ms:.0%} in server CPU per request)",
+            click.rate >= 0.4 * bare.rate,
+        ),
+        ("webhook events at least 5,000/s (SendGrid batches)", hook_events >= 5000),
+        # One event per request can go no faster than requests: the one-click aim.
+        ("single Postmark events at least 1,000/s", single_events >= 1000),
         (
             "p99 under 50 ms (one-click, webhooks)",
-            all(results[k]["p99_ms"] < 50 for k in ("one-click", "sendgrid", "postmark")),
+            all(results[k].p99_ms < 50 for k in ("one-click", "sendgrid", "postmark")),
         ),
         ("nothing lost: every 200 is in the database", not problems),
     ]
@@ -379,8 +384,13 @@ def report(
         print(f"  {'met    ' if met else 'NOT MET'}  {text}")
     for problem in problems[:10]:
         print(f"    {problem}")
-    for name, count in refused.items():
-        print(f"  {name}: {count} requests did not get a 200 (see the server's errors above)")
+    print(
+        "  On one core of its own the server would answer about "
+        + ", ".join(
+            f"{name} {1000 / max(r.server_ms, 1e-3) * (100 if name == 'sendgrid' else 1):,.0f}/s"
+            for name, r in results.items()
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -18,16 +18,24 @@ a replay (providers retry) and changes nothing twice.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, text, tuple_, update
 
 from newsletter.audience.addresses import address_key
 from newsletter.audience.subscribers import iso_time
-from newsletter.storage import deliveries, events, in_list, now, subscribers, transaction
+from newsletter.storage import (
+    Time,
+    bulk_insert,
+    deliveries,
+    events,
+    now,
+    subscribers,
+    transaction,
+)
 
 
 class Kind(StrEnum):
@@ -108,33 +116,82 @@ class Event:
 def record_reports(engine: Engine, reports: Sequence[Report], soft: SoftBounces) -> list[Outcome]:
     """Store the reports and apply the new ones, in one transaction (a whole batch or
     nothing); returns one outcome per report, in order."""
+    return record_report_groups(engine, [reports], soft=soft)[0]
+
+
+def record_report_groups(
+    engine: Engine, groups: Sequence[Sequence[Report]], *, soft: SoftBounces
+) -> list[list[Outcome]]:
+    """The reports of several webhook requests in one transaction (serve commits the
+    requests of a moment together); for each group, its outcomes as record_reports
+    gives them. A report replayed by a later group is "already recorded" there, as it
+    would be had the groups come one after the other."""
+    flat = [report for group in groups for report in group]
     with transaction(engine) as conn:
-        return _record(conn, reports, soft, now())
+        outcomes = _record(conn, flat, soft, now()) if flat else []
+    answers, start = [], 0
+    for group in groups:
+        answers.append(outcomes[start : start + len(group)])
+        start += len(group)
+    return answers
+
+
+# Built once: a webhook request runs each of them, and building a statement costs
+# SQLAlchemy more than running it. Lists go in as one expanding parameter each.
+_STORED = select(events.c.event_key).where(
+    events.c.event_key.in_(bindparam("keys", expanding=True))
+)
+_PEOPLE = select(subscribers.c.id, subscribers.c.email_key, subscribers.c.status).where(
+    subscribers.c.email_key.in_(bindparam("keys", expanding=True))
+)
+_IN_LEDGER = select(deliveries.c.issue, deliveries.c.email_key).where(
+    tuple_(deliveries.c.issue, deliveries.c.email_key).in_(bindparam("pairs", expanding=True))
+)
+_SOFT_SO_FAR = (
+    select(events.c.email_key, func.count())
+    .where(
+        events.c.email_key.in_(bindparam("keys", expanding=True)),
+        events.c.kind == str(Kind.SOFT_BOUNCE),
+        events.c.occurred_at >= bindparam("since", type_=Time),
+    )
+    .group_by(events.c.email_key)
+)
+# (As SQL text: a Python list would be an expanding parameter, which executemany refuses.)
+_STILL_ON = (subscribers.c.id == bindparam("b_id"), text("status IN ('active', 'pending')"))
+# A bounce changes the status; leaving (unsubscribe, complaint) also records when.
+_BOUNCE = (
+    update(subscribers)
+    .where(*_STILL_ON)
+    .values(status=bindparam("b_status"), updated_at=bindparam("b_stamp", type_=Time))
+)
+_LEAVE = _BOUNCE.values(unsubscribed_at=bindparam("b_when", type_=Time))
 
 
 def _record(
     conn: Connection, reports: Sequence[Report], soft: SoftBounces, stamp: dt.datetime
 ) -> list[Outcome]:
     keys = list(dict.fromkeys(r.event_key for r in reports))
-    stored = set(
-        conn.scalars(select(events.c.event_key).where(in_list(conn, events.c.event_key, keys)))
-    )
-    fresh: dict[str, Report] = {}
+    stored = set(conn.scalars(_STORED, {"keys": keys}))
+    fresh: dict[str, tuple[Report, str]] = {}
     for report in reports:
-        if report.event_key not in stored:
-            fresh.setdefault(report.event_key, report)
-    people = _subscribers(conn, list(fresh.values()))
-    issues = _ledger_matches(conn, list(fresh.values()))
-    counts = _soft_bounces(conn, list(fresh.values()), soft, stamp)
-    changes: dict[str, tuple[int, str, dt.datetime]] = {}
+        if report.event_key not in stored and report.event_key not in fresh:
+            fresh[report.event_key] = (report, address_key(report.email))
+    people = _subscribers(conn, fresh.values())
+    issues = _ledger_matches(conn, fresh.values())
+    counts = _soft_bounces(conn, fresh.values(), soft, stamp)
+    changes: dict[str, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
     done: dict[str, str] = {}
-    for key, report in fresh.items():
-        person_key = address_key(report.email)
+    for key, (report, person_key) in fresh.items():
         change, leaves = _apply(report, person_key, people, counts, soft)
         if leaves:
             person = people[person_key]
-            changes[person_key] = (person["id"], leaves, report.occurred_at)
+            changes[person_key] = {
+                "b_id": person["id"],
+                "b_status": leaves,
+                "b_stamp": stamp,
+                "b_when": report.occurred_at,
+            }
             people[person_key] = {**person, "status": leaves}
         done[key] = change
         rows.append(
@@ -153,15 +210,12 @@ def _record(
                 "outcome": change[:200],
             }
         )
-    if rows:
-        conn.execute(insert(events), rows)
-    for subscriber_id, status, when in changes.values():
-        left = {"unsubscribed_at": when} if status in ("unsubscribed", "complained") else {}
-        conn.execute(
-            update(subscribers)
-            .where(subscribers.c.id == subscriber_id, subscribers.c.status.in_(STILL_ON_THE_LIST))
-            .values(status=status, updated_at=stamp, **left)
-        )
+    bulk_insert(conn, events, rows)
+    leaving = [c for c in changes.values() if c["b_status"] in ("unsubscribed", "complained")]
+    bouncing = [c for c in changes.values() if c["b_status"] not in ("unsubscribed", "complained")]
+    for statement, values in ((_LEAVE, leaving), (_BOUNCE, bouncing)):
+        if values:
+            conn.execute(statement, values)
     outcomes = []
     seen: set[str] = set()
     for report in reports:
@@ -199,50 +253,37 @@ def _apply(
     return f"{person['status']} → {leaves}", leaves
 
 
-def _subscribers(conn: Connection, reports: list[Report]) -> dict[str, dict[str, Any]]:
-    keys = list({address_key(r.email) for r in reports if r.kind is not Kind.OTHER})
+Fresh = Iterable[tuple[Report, str]]  # a new report and its address key
+
+
+def _subscribers(conn: Connection, fresh: Fresh) -> dict[str, dict[str, Any]]:
+    keys = list({key for report, key in fresh if report.kind is not Kind.OTHER})
     if not keys:
         return {}
-    found = conn.execute(
-        select(subscribers.c.id, subscribers.c.email_key, subscribers.c.status).where(
-            in_list(conn, subscribers.c.email_key, keys)
-        )
-    )
+    found = conn.execute(_PEOPLE, {"keys": keys})
     return {row.email_key: {"id": row.id, "status": row.status} for row in found}
 
 
-def _ledger_matches(conn: Connection, reports: list[Report]) -> dict[tuple[str, str], str]:
+def _ledger_matches(conn: Connection, fresh: Fresh) -> dict[tuple[str, str], str]:
     """The (issue, address key) pairs of these reports that the ledger holds: the send
     put the issue in the message's metadata, and the ledger has one row per issue and
     address (its unique index answers this)."""
-    pairs = list({(r.issue, address_key(r.email)) for r in reports if r.issue})
+    pairs = list({(report.issue, key) for report, key in fresh if report.issue})
     if not pairs:
         return {}
-    found = conn.execute(
-        select(deliveries.c.issue, deliveries.c.email_key).where(
-            tuple_(deliveries.c.issue, deliveries.c.email_key).in_(pairs)
-        )
-    )
+    found = conn.execute(_IN_LEDGER, {"pairs": pairs})
     return {(row.issue, row.email_key): row.issue for row in found}
 
 
 def _soft_bounces(
-    conn: Connection, reports: list[Report], soft: SoftBounces, stamp: dt.datetime
+    conn: Connection, fresh: Fresh, soft: SoftBounces, stamp: dt.datetime
 ) -> dict[str, int]:
     """Soft bounces already stored for these addresses within the window."""
-    keys = list({address_key(r.email) for r in reports if r.kind is Kind.SOFT_BOUNCE})
+    keys = list({key for report, key in fresh if report.kind is Kind.SOFT_BOUNCE})
     if not keys:
         return {}
     since = stamp - dt.timedelta(days=soft.days)
-    found = conn.execute(
-        select(events.c.email_key, func.count())
-        .where(
-            in_list(conn, events.c.email_key, keys),
-            events.c.kind == str(Kind.SOFT_BOUNCE),
-            events.c.occurred_at >= since,
-        )
-        .group_by(events.c.email_key)
-    )
+    found = conn.execute(_SOFT_SO_FAR, {"keys": keys, "since": since})
     return {row[0]: int(row[1]) for row in found}
 
 
@@ -272,5 +313,6 @@ __all__ = [
     "Report",
     "SoftBounces",
     "list_events",
+    "record_report_groups",
     "record_reports",
 ]

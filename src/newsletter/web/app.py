@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -116,6 +117,9 @@ def create_app(
     engine = open_engine(settings)
     pages = Pages(settings)
     mailer = ConfirmationMailer(settings, engine, environ, secret)
+    # One thread writes what requests commit in groups (web.group_commit): one-click
+    # unsubscribes and webhook events. One, because SQLite takes one writer at a time.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsletter-writer")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -126,14 +130,16 @@ def create_app(
             resender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await resender
+            writer.shutdown(wait=True)
             engine.dispose()
 
+    # The busiest first: the router tries each route in turn.
     routes: list[BaseRoute] = [
+        *unsubscribe_routes(),
+        Mount("/webhooks", routes=webhook_routes(settings, engine, environ, writer)),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/", subscribe_form, methods=["GET", "HEAD"]),
         *subscribe_routes(),
-        *unsubscribe_routes(),
-        Mount("/webhooks", routes=webhook_routes(settings, engine, environ)),
         Mount(
             "/archive",
             app=Archive(
@@ -157,5 +163,5 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.pages = pages
-    app.state.public = Public(settings, engine, secret, pages, RateLimiter(), mailer)
+    app.state.public = Public(settings, engine, secret, pages, RateLimiter(), mailer, writer)
     return app

@@ -8,7 +8,9 @@ token a link or a form carries.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
@@ -16,9 +18,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from newsletter.audience.consent import Left, unsubscribe_many
 from newsletter.config import Settings
 from newsletter.delivery.tokens import LONGEST_TOKEN, read_subscriber_token
 from newsletter.web.confirmations import ConfirmationMailer
+from newsletter.web.group_commit import GroupCommit
 from newsletter.web.limits import RateLimiter, client_of
 from newsletter.web.pages import Pages
 
@@ -45,6 +49,16 @@ class Public:
     pages: Pages
     limiter: RateLimiter
     mailer: ConfirmationMailer
+    writer: Executor | None = None  # the thread for the database writes of requests
+    leaving: GroupCommit[int, Left] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Unsubscribes, one-click above all, are committed in groups (web.group_commit).
+        self.leaving = GroupCommit(partial(unsubscribe_many, self.engine), self.writer)
+
+    async def leave(self, subscriber_id: int) -> Left:
+        """The subscriber leaves; answered once that is committed."""
+        return await self.leaving.submit(subscriber_id)
 
     def page(
         self,

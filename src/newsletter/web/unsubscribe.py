@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from newsletter.audience.consent import Left, set_choices, unsubscribe
+from newsletter.audience.consent import Left, set_choices
 from newsletter.audience.subscribers import Subscriber, get_subscriber_by_id
 from newsletter.errors import SubscriberError
 from newsletter.storage import SubscriberStatus
@@ -69,7 +69,7 @@ async def unsubscribe_post(request: Request) -> Response:
         if one_click:
             return PlainTextResponse("This unsubscribe link is not valid.\n", 400)
         return public.problem(BROKEN_LINK)
-    left = unsubscribe(public.engine, found[0])
+    left = await public.leave(found[0])
     if one_click:
         if left is Left.UNKNOWN:
             return PlainTextResponse("No such subscriber.\n", 404)

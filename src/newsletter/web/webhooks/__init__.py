@@ -15,12 +15,15 @@ unconfigured webhook answers 404.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import Executor
+from functools import partial
 
 from sqlalchemy import Engine
 from starlette.routing import BaseRoute, Route
 
-from newsletter.audience.feedback import SoftBounces
+from newsletter.audience.feedback import Outcome, Report, SoftBounces, record_report_groups
 from newsletter.config import Settings
+from newsletter.web.group_commit import GroupCommit
 from newsletter.web.webhooks import mailgun, postmark, resend, sendgrid
 from newsletter.web.webhooks.auth import BasicAuth
 from newsletter.web.webhooks.receive import Provider, WebhookEndpoint
@@ -45,20 +48,35 @@ def configured(environ: Mapping[str, str]) -> list[Provider]:
     return found
 
 
+# Events in one group commit: a few SendGrid batches, or a thousand single events.
+EVENTS_PER_COMMIT = 2000
+
+
 def webhook_routes(
-    settings: Settings, engine: Engine, environ: Mapping[str, str]
+    settings: Settings,
+    engine: Engine,
+    environ: Mapping[str, str],
+    writer: Executor | None = None,
 ) -> list[BaseRoute]:
     """The routes the app mounts under /webhooks: POST /<provider> for each configured one.
 
+    Every provider's events are stored through one GroupCommit (web.group_commit), in the
+    `writer` thread the app's other writes use (without one, asyncio's default threads).
     Raises ConfigError for a secret that cannot be used (a key that is not a key), so
     `serve` refuses to start rather than refusing every webhook later.
     """
     basic = BasicAuth.from_environ(environ)
     soft = SoftBounces(settings.webhooks.soft_bounce_limit, settings.webhooks.soft_bounce_days)
+    store: GroupCommit[list[Report], list[Outcome]] = GroupCommit(
+        partial(record_report_groups, engine, soft=soft),
+        writer,
+        most=EVENTS_PER_COMMIT,
+        weight=len,
+    )
     return [
         Route(
             f"/{provider.name}",
-            WebhookEndpoint(provider, engine, soft, basic).handle,
+            WebhookEndpoint(provider, store, basic).handle,
             methods=["POST"],
             name=f"webhook-{provider.name}",
         )

@@ -6,9 +6,10 @@
     → store and apply them in one transaction (audience.feedback), then answer 200
 
 Nothing is changed unless every step before the last succeeded, and a batch is stored
-whole or not at all. A database that cannot take the write answers 503, which every
-provider retries later. Logs name the provider, the status and counts: never an address,
-a header or a secret.
+whole or not at all. The requests of one moment share that transaction (a group commit,
+web.group_commit); each is answered only once it has committed. A database that cannot
+take the write answers 503, which every provider retries later. Logs name the provider,
+the status and counts: never an address, a header or a secret.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from newsletter.audience.feedback import Report, SoftBounces, record_reports
+from newsletter.audience.feedback import Outcome, Report
 from newsletter.errors import StorageError
+from newsletter.web.group_commit import GroupCommit
 from newsletter.web.webhooks.auth import BasicAuth, Refused, now, read_body
 
 log = logging.getLogger("newsletter.web.webhooks")
@@ -46,14 +46,12 @@ class WebhookEndpoint:
     def __init__(
         self,
         provider: Provider,
-        engine: Engine,
-        soft: SoftBounces,
+        store: GroupCommit[list[Report], list[Outcome]],
         basic: BasicAuth | None,
         clock: Callable[[], float] = now,
     ) -> None:
         self.provider = provider
-        self.engine = engine
-        self.soft = soft
+        self.store = store
         self.basic = basic
         self.clock = clock
 
@@ -62,7 +60,7 @@ class WebhookEndpoint:
             body = await read_body(request)
             self.authenticate(request, body)
             reports = self.provider.reports(body, request.headers)
-            outcomes = await run_in_threadpool(record_reports, self.engine, reports, self.soft)
+            outcomes = await self.store.submit(reports)
         except Refused as refused:
             log.warning(
                 "webhook %s refused: %s %s", self.provider.name, refused.status, refused.text

@@ -1,0 +1,117 @@
+"""Group commit: the database writes of the requests of one moment, in one transaction.
+
+A one-click unsubscribe or a single webhook event is one small UPDATE or INSERT, and
+alone in its transaction it costs mostly the transaction: SQLAlchemy's begin and commit,
+SQLite's write lock and WAL append. Under load `serve` hands such writes to a
+GroupCommit, which writes everything handed in while the previous group was being
+written as one group, in one transaction, and only then answers each request: nothing is
+answered before its commit, so nothing answered 200 can be lost. With one request at a
+time a group is that one request, as before; the busier it gets, the larger the groups.
+
+The transaction runs in a worker thread, so the event loop keeps serving pages while the
+database waits for a lock (a `send` running beside `serve`). When a group's transaction
+fails, each request's writes are tried again alone, so one bad request fails only itself
+and the others are still answered as if they had come alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+log = logging.getLogger("newsletter.web")
+
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+class GroupCommit(Generic[Item, Answer]):
+    """`await submit(item)` → the answer `write` gave for it, once its group committed.
+
+    `write(items)` writes a group in one transaction and returns one answer per item, in
+    order. `most` caps a group, weighed by `weight(item)` (a webhook batch counts its
+    events). All groups go through `executor`; one worker thread for every GroupCommit of
+    an app keeps SQLite's single writer from waiting on itself.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[Item]], Sequence[Answer]],
+        executor: Executor | None = None,
+        *,
+        most: int = 1000,
+        weight: Callable[[Item], int] = lambda _: 1,
+    ) -> None:
+        self.write = write
+        self.executor = executor
+        self.most = most
+        self.weight = weight
+        self._waiting: list[tuple[Item, asyncio.Future[Answer]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> Answer:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Answer] = loop.create_future()
+        self._waiting.append((item, future))
+        if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
+            self._writer = loop.create_task(self._write_groups())
+        return await future
+
+    def _next_group(self) -> list[tuple[Item, asyncio.Future[Answer]]]:
+        taken, weight = 0, 0
+        for item, _ in self._waiting:
+            weight += self.weight(item)
+            if taken and weight > self.most:
+                break
+            taken += 1
+        group, self._waiting = self._waiting[:taken], self._waiting[taken:]
+        return group
+
+    async def _write_groups(self) -> None:
+        """Write groups until nothing is waiting; then this task ends (the next submit
+        starts another), so there is nothing to stop at shutdown."""
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            group = self._next_group()
+            items = [item for item, _ in group]
+            try:
+                answers = await loop.run_in_executor(self.executor, self._write_each, items)
+            except asyncio.CancelledError:  # the server is stopping
+                for _, future in group + self._waiting:
+                    future.cancel()
+                self._waiting = []
+                raise
+            except Exception as exc:  # noqa: BLE001 - the executor is shut down
+                answers = [_Failed(exc)] * len(group)
+            for (_, future), answer in zip(group, answers, strict=True):
+                if future.done():  # its request went away; the write stands
+                    continue
+                if isinstance(answer, _Failed):
+                    future.set_exception(answer.error)
+                else:
+                    future.set_result(answer)
+
+    def _write_each(self, items: list[Item]) -> list[Answer | _Failed]:
+        """In the worker thread: the group in one transaction, or each item alone."""
+        try:
+            return list(self.write(items))
+        except Exception as exc:  # noqa: BLE001 - handed to each request's own answer
+            if len(items) == 1:
+                return [_Failed(exc)]
+            log.warning("a group of %d writes failed; writing each alone", len(items))
+        answers: list[Answer | _Failed] = []
+        for item in items:
+            try:
+                answers.append(self.write([item])[0])
+            except Exception as exc:  # noqa: BLE001
+                answers.append(_Failed(exc))
+        return answers
