@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,9 @@ def test_an_issue_page_is_the_email_with_nothing_of_any_reader(two_issues: Setti
     assert og["og:title"].startswith("Millbrook in November")
     assert og["og:site_name"] == "Millbrook Civic Bulletin"
     assert og["og:type"] == "article"
-    assert og["og:image"] == f"{SITE}images/library-reading-room.jpg"
+    assert re.fullmatch(
+        rf"{SITE}archive/{EXAMPLE}/library-reading-room-[0-9a-f]{{8}}\.jpg", og["og:image"]
+    )
     assert (
         doc.xpath("//script | //@*[starts-with(name(), 'on')] | //@href[contains(., 'script:')]")
         == []
@@ -382,7 +385,9 @@ def test_files_the_build_published_are_copied_and_the_email_files_are_not(
     (build / "chart.3f9a1c.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     write_archive(settings)
     out = default_archive_dir(settings) / EXAMPLE
-    assert sorted(p.name for p in out.iterdir()) == ["chart.3f9a1c.png", "index.html"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names[:2] == ["chart.3f9a1c.png", "index.html"] and len(names) == 3
+    assert re.fullmatch(r"library-reading-room-[0-9a-f]{8}\.jpg", names[2])  # the example's photo
     assert (out / "chart.3f9a1c.png").read_bytes() == (build / "chart.3f9a1c.png").read_bytes()
 
 

@@ -29,12 +29,10 @@ def parse_eml(path: Path) -> EmailMessage:
 def test_build_writes_files(settings: Settings, issue_dir: Path) -> None:
     result = build_issue(settings, issue_dir)
     out = settings.build_dir / EXAMPLE
-    assert [p.name for p, _ in result.files] == [
-        "email.html",
-        "email.txt",
-        "email.eml",
-        "rendered.json",
-    ]
+    names = [p.name for p, _ in result.files]
+    assert names[:4] == ["email.html", "email.txt", "email.eml", "rendered.json"]
+    # and the article's photo, published under a content-hashed name
+    assert len(names) == 5 and re.fullmatch(r"library-reading-room-[0-9a-f]{8}\.jpg", names[4])
     for path, size in result.files:
         assert path.parent == out and path.stat().st_size == size
     assert not list(out.glob(".*.tmp"))

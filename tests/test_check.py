@@ -110,11 +110,11 @@ CASES: dict[str, Breaker] = {
         r, "library-reopens.md", "![A chart](https://millbrook.example.org/chart.png)"
     ),
     "image-relative": lambda r: built(
-        r, "email.html", 'src="https://millbrook.example.org/images/', 'src="images/'
+        r, "email.html", 'src="https://millbrook.example.org/archive/', 'src="archive/'
     ),
     "image-insecure": lambda r: edit(
         issue_of(r) / "library-reopens.md",
-        "image: /images/library-reading-room.jpg",
+        "image: library-reading-room.jpg",
         "image: http://photos.millbrook.example.org/reading-room.jpg",
     ),
     "link-relative": lambda r: built(
@@ -211,7 +211,7 @@ def test_an_empty_subject_does_not_build(workspace: Path) -> None:
 def test_a_missing_local_image_does_not_build(workspace: Path) -> None:
     edit(
         issue_of(workspace) / "library-reopens.md",
-        "image: /images/library-reading-room.jpg",
+        "image: library-reading-room.jpg",
         "image: reading-room.jpg",
     )
     result = runner.invoke(app, ["--workspace", str(workspace), "check", "welcome"])

@@ -104,7 +104,8 @@ def on_site(workspace: Path, site: Site, text: str) -> str:
     Every URL of the example, in newsletter.toml and in the articles, moves to the server.
     """
     base = f"http://127.0.0.1:{site.server_address[1]}"
-    for path in [workspace / "newsletter.toml", *(workspace / "issues" / EXAMPLE).iterdir()]:
+    sources = [workspace / "newsletter.toml", *(workspace / "issues" / EXAMPLE).iterdir()]
+    for path in (p for p in sources if p.suffix != ".jpg"):  # the example's photo stays
         path.write_text(path.read_text().replace("https://millbrook.example.org", base))
     article = workspace / "issues" / EXAMPLE / "library-reopens.md"
     article.write_text(article.read_text() + "\n" + text.replace("BASE", base) + "\n")
@@ -156,7 +157,8 @@ def test_the_unsubscribe_link_is_never_fetched(workspace: Path, site: Site) -> N
         Handler._answer = original  # type: ignore[method-assign]
     assert seen and not any(path.startswith("/unsubscribe") for path in seen)
     assert len(seen) == len(set(seen))  # each URL once, however often it is linked
-    assert "/news/library-reopens" in seen and "/images/library-reading-room.jpg" in seen
+    assert "/news/library-reopens" in seen
+    assert any(path.startswith(f"/archive/{EXAMPLE}/library-reading-room-") for path in seen)
 
 
 def test_requests_go_a_few_at_a_time(workspace: Path, site: Site) -> None:
