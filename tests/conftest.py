@@ -5,6 +5,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
@@ -43,6 +44,13 @@ def settings(workspace: Path) -> Settings:
 @pytest.fixture
 def issue_dir(workspace: Path) -> Path:
     return workspace / "issues" / EXAMPLE
+
+
+def move_site(workspace: Path, base: str) -> None:
+    """The example workspace with every URL of its site moved to `base` (a loopback server)."""
+    sources = [workspace / "newsletter.toml", *(workspace / "issues" / EXAMPLE).iterdir()]
+    for path in (p for p in sources if p.suffix in (".toml", ".md", ".txt", ".html")):
+        path.write_text(path.read_text().replace("https://millbrook.example.org", base))
 
 
 def write(path: Path, text: str) -> Path:
@@ -104,3 +112,39 @@ def engine(db_settings: Settings) -> Iterator[object]:
     opened = open_engine(db_settings)
     yield opened
     opened.dispose()
+
+
+# --- the browser tests: Debian's Chromium through Playwright -----------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+INSTALL_HINT = "install Debian's Chromium with `apt-get install chromium`"
+
+
+def browser_unavailable(reason: str) -> NoReturn:
+    """CI must run the browser tests; on a developer's machine they may be skipped."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: CI must run the browser tests; {INSTALL_HINT}", pytrace=False)
+    pytest.skip(f"{reason}: {INSTALL_HINT} to run the browser tests")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per module; never Playwright's own downloaded browsers."""
+    if not CHROMIUM.is_file():
+        browser_unavailable(f"{CHROMIUM} not found")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        browser_unavailable("Playwright for Python is not installed (pip install -e '.[test]')")
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            # No background connections: this machine's closed network refuses them.
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+    finally:
+        playwright.stop()

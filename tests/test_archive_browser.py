@@ -10,7 +10,6 @@ is not to the local server (or a file: for the email) is aborted.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 import time
@@ -23,7 +22,7 @@ import axe_core_python
 import pytest
 import uvicorn
 from test_archive import WINTER, add_image_issue
-from test_email_in_browser import CHROMIUM, INSTALL_HINT, copy_example
+from test_email_in_browser import copy_example
 
 from newsletter.compose.build import build_issue
 from newsletter.config import Settings, load_settings
@@ -41,28 +40,6 @@ class Site:
     url: str  # http://127.0.0.1:<port>/
     settings: Settings
     email: Path  # the example's built email.html, whose links point at `url`
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless Debian Chromium for the module (never Playwright's own browsers)."""
-    if not CHROMIUM.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} not found: CI must run the browser tests; {INSTALL_HINT}")
-        pytest.skip(f"{CHROMIUM} not found: {INSTALL_HINT} to run the browser tests")
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
 
 
 @contextlib.contextmanager

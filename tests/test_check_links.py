@@ -22,7 +22,7 @@ from newsletter.checks.online import POOL
 from newsletter.cli import app
 from newsletter.config import load_settings
 
-from conftest import EXAMPLE
+from conftest import EXAMPLE, move_site
 
 SLOW_SECONDS = 5.0  # well past the test's timeout, even on a busy machine
 
@@ -104,9 +104,7 @@ def on_site(workspace: Path, site: Site, text: str) -> str:
     Every URL of the example, in newsletter.toml and in the articles, moves to the server.
     """
     base = f"http://127.0.0.1:{site.server_address[1]}"
-    sources = [workspace / "newsletter.toml", *(workspace / "issues" / EXAMPLE).iterdir()]
-    for path in (p for p in sources if p.suffix != ".jpg"):  # the example's photo stays
-        path.write_text(path.read_text().replace("https://millbrook.example.org", base))
+    move_site(workspace, base)
     article = workspace / "issues" / EXAMPLE / "library-reopens.md"
     article.write_text(article.read_text() + "\n" + text.replace("BASE", base) + "\n")
     return base

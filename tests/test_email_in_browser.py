@@ -10,11 +10,9 @@ so the example's remote image URLs are never fetched.
 
 from __future__ import annotations
 
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 import tomlkit
@@ -24,38 +22,9 @@ from newsletter.config import load_settings
 
 from conftest import EXAMPLE, REPO, write
 
-CHROMIUM = Path("/usr/bin/chromium")
-INSTALL_HINT = "install Debian's Chromium with `apt-get install chromium`"
 # WCAG 2.x AA (1.4.3): large text is at least 24px, or at least 18.66px (14pt) and bold.
 NORMAL_TEXT_RATIO = 4.5
 LARGE_TEXT_RATIO = 3.0
-
-
-def _unavailable(reason: str) -> NoReturn:
-    """CI must run these tests; on a developer's machine they may be skipped."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}: CI must run the browser tests; {INSTALL_HINT}", pytrace=False)
-    pytest.skip(f"{reason}: {INSTALL_HINT} to run the browser tests")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the module; never Playwright's own downloaded browsers."""
-    if not CHROMIUM.is_file():
-        _unavailable(f"{CHROMIUM} not found")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright for Python is not installed (pip install -e '.[test]')")
-    playwright = sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
 
 
 def _offline(route: Any) -> None:

@@ -8,14 +8,13 @@ pages from 127.0.0.1 only: every other request (the example's images) is refused
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -25,34 +24,7 @@ from typer.testing import CliRunner
 from newsletter.cli import app
 from newsletter.web.preview import DESKTOP_WIDTH, PHONE_WIDTH
 
-from conftest import EXAMPLE
-
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}: CI must run the browser tests", pytrace=False)
-    pytest.skip(f"{reason}: install Debian's Chromium to run the browser tests")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        _unavailable(f"{CHROMIUM} not found")
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
+from conftest import EXAMPLE, move_site
 
 
 def _loopback_only(route: Any) -> None:
@@ -173,8 +145,7 @@ def test_screenshot_writes_both_views(workspace: Path, tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    for path in [workspace / "newsletter.toml", *(workspace / "issues" / EXAMPLE).iterdir()]:
-        path.write_text(path.read_text().replace("https://millbrook.example.org", base))
+    move_site(workspace, base)
     out = tmp_path / "shots"
     result = CliRunner().invoke(
         app, ["--workspace", str(workspace), "preview", "welcome", "--screenshot", str(out)]

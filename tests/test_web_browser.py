@@ -7,10 +7,9 @@ at the newsletter's site_url, so the tests open them on the local server instead
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -29,34 +28,8 @@ from newsletter.cli import app as cli_app
 from newsletter.config import Settings, load_settings
 from newsletter.web.app import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 ISSUE = "2026-11-26-welcome"
 PHONE = {"width": 375, "height": 740}
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}: CI must run the browser tests", pytrace=False)
-    pytest.skip(f"{reason}: install Debian's chromium to run the browser tests")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        _unavailable(f"{CHROMIUM} not found")
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
 
 
 @pytest.fixture
