@@ -143,3 +143,16 @@ def _existing_mode(path: Path) -> int | None:
     except OSError:
         return None
     return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else None
+
+
+def new_folder_beside(target: Path, what: str) -> Path:
+    """An empty hidden folder next to `target`, to fill and swap in (mkdir's mode, not 0700)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        folder = target.with_name(f".{target.name}.{secrets.token_hex(4)}.new")
+        try:
+            os.mkdir(folder)
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{target.parent}: no free name for a new {what} folder")

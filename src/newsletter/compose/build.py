@@ -35,7 +35,7 @@ from newsletter.compose.render import Rendered, render, template_digests
 from newsletter.compose.sources import inputs_digest, source_hash
 from newsletter.config import Settings
 from newsletter.errors import ContentError
-from newsletter.files import PATH_LIMIT, os_problem, shown, write_atomic
+from newsletter.files import PATH_LIMIT, new_folder_beside, os_problem, shown, write_atomic
 
 # Gmail clips an HTML part beyond about 102 KB, hiding the footer and unsubscribe link.
 GMAIL_CLIP_BYTES = 102_000
@@ -218,7 +218,7 @@ def _earlier_images(target: Path) -> set[str]:
 def _swap_in(target: Path, outputs: dict[str, bytes]) -> None:
     """Write a whole new folder beside `target`, then rename it into its place."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    aside = _new_folder_beside(target)
+    aside = new_folder_beside(target, "build")
     swapped = False
     try:
         for name, data in outputs.items():
@@ -259,18 +259,6 @@ def _swap(new: Path, target: Path, last: bool) -> bool:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return True
-
-
-def _new_folder_beside(target: Path) -> Path:
-    """An empty hidden folder next to `target`, with the mode mkdir gives (not mkdtemp's 0700)."""
-    for _ in range(100):
-        folder = target.with_name(f".{target.name}.{secrets.token_hex(4)}.new")
-        try:
-            os.mkdir(folder)
-            return folder
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{target.parent}: no free name for a new build folder")
 
 
 def _write_among_others(target: Path, outputs: dict[str, bytes]) -> None:

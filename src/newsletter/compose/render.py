@@ -191,8 +191,8 @@ def render(issue: Issue, settings: Settings) -> Rendered:
     env = environment(settings)
     images = publish_images(issue, settings)
     values = context(issue, settings, nonce, images)
-    html = _render_one(env, f"{issue.template}.html", values)
-    text = _render_one(env, f"{issue.template}.txt", values)
+    html = render_template(env, f"{issue.template}.html", values)
+    text = render_template(env, f"{issue.template}.txt", values)
     read = _loader(env).read
     return Rendered(
         subject=in_text(issue.subject, nonce),
@@ -235,7 +235,8 @@ def _loader(env: jinja2.Environment) -> _RecordingLoader:
     return cast(_RecordingLoader, env.loader)
 
 
-def _render_one(env: jinja2.Environment, name: str, values: dict[str, Any]) -> str:
+def render_template(env: jinja2.Environment, name: str, values: dict[str, Any]) -> str:
+    """One template rendered, its mistakes as one line naming the file and line."""
     try:
         return env.get_template(name).render(values)
     except jinja2.TemplateNotFound as exc:
@@ -250,6 +251,6 @@ def _render_one(env: jinja2.Environment, name: str, values: dict[str, Any]) -> s
 def _template_line(exc: BaseException, name: str) -> str:
     """The template file and line an error came from; Jinja2 rewrites tracebacks to them."""
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename.endswith((".html", ".txt", ".htm", ".xml")):
+        if frame.filename.endswith((".html", ".txt", ".htm", ".xml", ".css")):
             return f"{frame.filename}:{frame.lineno}"
     return name

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.errors import ContentError
-from newsletter.files import PATH_LIMIT, os_problem, shown, write_atomic
+from newsletter.files import PATH_LIMIT, new_folder_beside, os_problem, shown, write_atomic
 
 STATE_FILE = ".newsletter-archive.json"
 STATE_VERSION = 1
@@ -156,7 +156,7 @@ class Writer:
     def __init__(self, target: Path) -> None:
         self.target = target
         self.fresh = not target.exists()
-        self.folder = _new_folder_beside(target) if self.fresh else target
+        self.folder = new_folder_beside(target, "archive") if self.fresh else target
 
     def issue(self, key: str, files: dict[str, Content]) -> bool:
         """Make the folder `key` hold exactly `files`; False if it did already."""
@@ -164,7 +164,7 @@ class Writer:
         wanted = {name: _bytes(content) for name, content in files.items()}
         if not self.fresh and _holds(old, wanted):
             return False
-        new = old if self.fresh else _new_folder_beside(old)
+        new = old if self.fresh else new_folder_beside(old, "archive")
         try:
             if self.fresh:
                 new.mkdir()
@@ -270,15 +270,3 @@ def _swap(new: Path, target: Path) -> None:
         raise
     if moved:
         shutil.rmtree(aside, ignore_errors=True)
-
-
-def _new_folder_beside(target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        folder = target.with_name(f".{target.name}.{secrets.token_hex(4)}.new")
-        try:
-            os.mkdir(folder)
-            return folder
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{target.parent}: no free name for a new archive folder")

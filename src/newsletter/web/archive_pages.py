@@ -17,7 +17,6 @@ overrides the default file by file, as for the email.
 from __future__ import annotations
 
 import datetime as dt
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +25,8 @@ from lxml import html as lxml_html
 from markupsafe import Markup
 
 from newsletter.compose.personalize import Recipient, personalize
-from newsletter.compose.render import Rendered, environment
+from newsletter.compose.render import Rendered, environment, render_template
 from newsletter.config import Settings
-from newsletter.errors import TemplateError
 
 INDEX_TEMPLATE = "archive/index.html"
 ISSUE_TEMPLATE = "archive/issue.html"
@@ -222,19 +220,4 @@ def index_page(env: jinja2.Environment, settings: Settings, entries: list[Entry]
 
 def render_page(env: jinja2.Environment, name: str, values: dict[str, Any]) -> bytes:
     """One page, with a template's mistakes as one line naming the file and line."""
-    try:
-        return env.get_template(name).render(values).encode("utf-8")
-    except jinja2.TemplateNotFound as exc:
-        where = " or ".join(env.loader.searchpath)  # type: ignore[union-attr]
-        raise TemplateError(f"template '{exc.name}' not found in {where}") from exc
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from exc
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(f"{_template_line(exc, name)}: {exc.message}") from exc
-
-
-def _template_line(exc: BaseException, name: str) -> str:
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename.endswith((".html", ".css", ".xml")):
-            return f"{frame.filename}:{frame.lineno}"
-    return name
+    return render_template(env, name, values).encode("utf-8")
