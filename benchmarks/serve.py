@@ -69,6 +69,18 @@ def child(root: str, port: int, bare: bool, env_json: str) -> None:
 
         environ = json.loads(env_json)
         app = create_app(load_settings(Path(root), environ=environ), environ)
+    logging: dict[str, Any] | None = None
+    if not bare:
+        # As `serve` logs, with our access log's lines written to /dev/null.
+        from newsletter.web.serve import log_config
+
+        logging = log_config()
+        logging["handlers"]["access"] = {"class": "logging.FileHandler", "filename": os.devnull}
+        logging["loggers"]["newsletter.access"] = {
+            "handlers": ["access"],
+            "level": "INFO",
+            "propagate": False,
+        }
     profile = os.environ.get("NEWSLETTER_BENCH_PROFILE")  # a file for yappi's figures
     if profile:
         import signal
@@ -89,6 +101,7 @@ def child(root: str, port: int, bare: bool, env_json: str) -> None:
         host="127.0.0.1",
         port=port,
         log_level="warning",
+        log_config=logging,
         access_log=False,
         proxy_headers=True,  # as `serve --behind-proxy`: the client is X-Forwarded-For
         server_header=False,
@@ -243,7 +256,7 @@ def subscribes(count: int) -> list[Request]:
 # --- nothing lost -----------------------------------------------------------------------------
 
 
-def lost(database: Path, phases: dict[str, tuple[list[Request], Result]]) -> list[str]:
+def lost(database: Path, runs: list[tuple[str, list[Request], Result]]) -> list[str]:
     """The requests answered 200 whose change is not in the database.
 
     httpx tells which request got which answer; wrk only counts the answers that were not
@@ -257,9 +270,9 @@ def lost(database: Path, phases: dict[str, tuple[list[Request], Result]]) -> lis
         keys = {k for (k,) in conn.execute("SELECT event_key FROM events")}
     from newsletter.delivery.tokens import read_unsubscribe_token
 
-    for name, (requests, result) in phases.items():
+    for name, requests, result in runs:
         missing: list[str] = []
-        for n, (path, body, _) in enumerate(requests[: result.sent]):
+        for n, (path, body, _) in enumerate(requests):
             if result.ok is not None and not result.ok[n]:
                 continue
             if name == "one-click":
@@ -286,17 +299,29 @@ def lost(database: Path, phases: dict[str, tuple[list[Request], Result]]) -> lis
     return problems
 
 
+# The aims' rates, at which the latency is measured (requests a second): one-click 1,000
+# a second, webhook events 5,000 a second (50 SendGrid batches of 100), and single
+# Postmark events at the one-click rate (one event a request goes no faster than that).
+AIM_RATES = {"one-click": 1000.0, "sendgrid": 50.0, "postmark": 1000.0}
+EVENTS = {"sendgrid": 100}  # events a request
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000, help="per kind (default 5000)")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--paced-seconds", type=float, default=3, help="how long each run at an aim's rate lasts"
+    )
     parser.add_argument("--httpx", action="store_true", help="the httpx load even with wrk")
     parser.add_argument("--only", help="kinds to run, comma-separated (bare always runs)")
     args = parser.parse_args()
     n, c = args.requests, args.concurrency
     wrk = have_wrk() and not args.httpx
-    batches = max(30, n // 30)  # SendGrid batches of 100 events
-    spare = 6 * c  # the warm-up's and wrk's spares
+    counts = {"bare": n, "one-click": n, "sendgrid": max(30, n // 30), "postmark": n}
+    counts["subscribe"] = min(n, 1000)
+    paced = {k: round(rate * args.paced_seconds) for k, rate in AIM_RATES.items()}
+    need = {k: counts[k] + paced.get(k, 0) + 6 * c for k in counts}  # 2 × c spares a run
     sign, public_key = sendgrid_keys()
     env = {
         "NEWSLETTER_SECRET_KEY": SECRET,
@@ -305,20 +330,22 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        make_workspace(root, 2 * (n + spare) + 100 * (batches + spare))
+        make_workspace(root, need["one-click"] + need["postmark"] + 100 * need["sendgrid"])
         people = subscriber_ids(root / ".newsletter" / "newsletter.db")
-        clicks, marks = people[: n + spare], people[n + spare : 2 * (n + spare)]
-        hooks = people[2 * (n + spare) :]
+        clicks = people[: need["one-click"]]
+        marks = people[need["one-click"] : need["one-click"] + need["postmark"]]
+        hooks = people[need["one-click"] + need["postmark"] :]
         requests = {
-            "bare": [("/ok", b"List-Unsubscribe=One-Click", FORM)] * (n + spare),
+            "bare": [("/ok", b"List-Unsubscribe=One-Click", FORM)] * need["bare"],
             "one-click": one_clicks(clicks),
             "sendgrid": sendgrid_batches(hooks, sign),
             "postmark": postmark_singles(marks),
-            "subscribe": subscribes(min(n, 1000) + spare),
+            "subscribe": subscribes(need["subscribe"]),
         }
-        counts = {k: len(v) - spare for k, v in requests.items()}
         wanted = args.only.split(",") if args.only else list(requests)
         results: dict[str, Result] = {}
+        at_aim: dict[str, Result] = {}
+        checked: list[tuple[str, list[Request], Result]] = []
         # Subscribe last, in a server of its own: its confirmation emails go out in the
         # background and must not be counted against the other kinds.
         for bare, names in (
@@ -332,38 +359,62 @@ def main() -> None:
             server, url = start(root, bare, env)
             try:
                 for name in names:
-                    results[name] = run(url, server.pid, requests[name], counts[name], c, wrk)
+                    plan: list[tuple[int, float | None]] = [(counts[name], None)]
+                    if name in AIM_RATES:
+                        plan.append((paced[name], AIM_RATES[name]))
+                    done = run(url, server.pid, requests[name], c, wrk, plan)
+                    results[name] = done[0][1]
+                    if len(done) > 1:
+                        at_aim[name] = done[1][1]
+                    checked += [(name, sent, result) for sent, result in done]
             finally:
                 stop(server)
-        phases = {k: (requests[k][2 * c :], results[k]) for k in results if k != "bare"}
-        problems = lost(root / ".newsletter" / "newsletter.db", phases)
-    report(results, problems, c, wrk)
+        problems = lost(root / ".newsletter" / "newsletter.db", checked)
+    report(results, at_aim, problems, c, wrk)
 
 
-def report(results: dict[str, Result], problems: list[str], concurrency: int, wrk: bool) -> None:
+def line(name: str, result: Result) -> str:
+    per = EVENTS.get(name, 1)
+    what = {"sendgrid": "events/s (batches of 100)", "postmark": "events/s"}.get(name, "requests/s")
+    return (
+        f"  {name:<10} {result.rate * per:>8,.0f} {what:<26} {result.p50_ms:5.1f} ms"
+        f" {result.p99_ms:5.1f} ms  {result.server_ms / per:6.3f} ms"
+        f"   {result.client_ms / per:6.3f} ms"
+        + (f"  ({result.not_ok} not 200)" if result.not_ok else "")
+    )
+
+
+def report(
+    results: dict[str, Result],
+    at_aim: dict[str, Result],
+    problems: list[str],
+    concurrency: int,
+    wrk: bool,
+) -> None:
     load = "wrk" if wrk else "httpx (install Debian's wrk for a lighter client)"
     print(
-        f"SQLite, one uvicorn worker, {concurrency} requests in flight, {load} on loopback; "
-        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+        f"SQLite, one uvicorn worker, {load} on loopback; load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
     )
-    print(f"  {'':<10} {'rate':>8} {'':<26} {'p50':>8} {'p99':>8}   server CPU    client CPU")
+    print(f"As fast as it answers, {concurrency} requests in flight:")
+    print(f"  {'':<10} {'rate':>8} {'':<26} {'p50':>8} {'p99':>8}   server CPU  client CPU")
     for name, result in results.items():
-        per = 100 if name == "sendgrid" else 1
-        what = {"sendgrid": "events/s (batches of 100)", "postmark": "events/s"}.get(
-            name, "requests/s"
-        )
-        print(
-            f"  {name:<10} {result.rate * per:>8,.0f} {what:<26} {result.p50_ms:5.1f} ms"
-            f" {result.p99_ms:5.1f} ms  {result.server_ms / per:6.3f} ms"
-            f"     {result.client_ms / per:6.3f} ms"
-            + (f"  ({result.not_ok} not 200)" if result.not_ok else "")
-        )
+        print(line(name, result))
     print("  (CPU per request, or per event for the webhooks)")
+    if at_aim:
+        print("At the aims' rates:")
+    for name, result in at_aim.items():
+        print(line(name, result))
+    print(
+        "  On one core of its own the server would answer about "
+        + ", ".join(
+            f"{name} {1000 / max(r.server_ms, 1e-3) * EVENTS.get(name, 1):,.0f}/s"
+            for name, r in results.items()
+        )
+    )
     if len(results) < 5:
         return
     bare, click = results["bare"], results["one-click"]
-    hook_events = results["sendgrid"].rate * 100
-    single_events = results["postmark"].rate
     aims = [
         ("one-click at least 1,000/s", click.rate >= 1000),
         (
@@ -371,12 +422,14 @@ def report(results: dict[str, Result], problems: list[str], concurrency: int, wr
             f" {bare.server_ms / click.server_ms:.0%} in server CPU per request)",
             click.rate >= 0.4 * bare.rate,
         ),
-        ("webhook events at least 5,000/s (SendGrid batches)", hook_events >= 5000),
-        # One event per request can go no faster than requests: the one-click aim.
-        ("single Postmark events at least 1,000/s", single_events >= 1000),
         (
-            "p99 under 50 ms (one-click, webhooks)",
-            all(results[k].p99_ms < 50 for k in ("one-click", "sendgrid", "postmark")),
+            "webhook events at least 5,000/s (SendGrid batches)",
+            results["sendgrid"].rate * 100 >= 5000,
+        ),
+        ("single Postmark events at least 1,000/s", results["postmark"].rate >= 1000),
+        (
+            "p99 under 50 ms at the aims' rates (one-click, webhooks)",
+            all(r.p99_ms < 50 for r in at_aim.values()),
         ),
         ("nothing lost: every 200 is in the database", not problems),
     ]
@@ -384,13 +437,6 @@ def report(results: dict[str, Result], problems: list[str], concurrency: int, wr
         print(f"  {'met    ' if met else 'NOT MET'}  {text}")
     for problem in problems[:10]:
         print(f"    {problem}")
-    print(
-        "  On one core of its own the server would answer about "
-        + ", ".join(
-            f"{name} {1000 / max(r.server_ms, 1e-3) * (100 if name == 'sendgrid' else 1):,.0f}/s"
-            for name, r in results.items()
-        )
-    )
 
 
 if __name__ == "__main__":

@@ -88,10 +88,15 @@ def raw(host: str, request: Request) -> bytes:
 
 
 def with_wrk(
-    url: str, server_pid: int, requests: list[Request], count: int, concurrency: int
+    url: str,
+    server_pid: int,
+    requests: list[Request],
+    count: int,
+    concurrency: int,
+    rate: float | None = None,
 ) -> Result:
     """Send the first `count` requests (and, to the connections still busy at the end,
-    a few spare ones after them) with wrk; each goes out once."""
+    a few spare ones after them) with wrk, each once; paced to `rate` a second if given."""
     threads = 1 if concurrency < 32 else 2
     host = url.removeprefix("http://")
     with tempfile.NamedTemporaryFile("wb", suffix=".requests", delete=False) as handle:
@@ -107,6 +112,7 @@ def with_wrk(
             + ["-s", str(LUA), url, "--", handle.name, str(count), str(threads)],
             stdout=subprocess.PIPE,
             text=True,
+            env={**os.environ, "SERVE_BENCH_RATE": str(rate)} if rate else None,
         )
         assert process.stdout is not None
         done, lines = 0, []
@@ -144,16 +150,22 @@ def with_wrk(
 
 
 async def _httpx_load(
-    url: str, requests: list[Request], concurrency: int
+    url: str, requests: list[Request], concurrency: int, rate: float | None
 ) -> tuple[float, list[float], list[bool]]:
     latencies: list[float] = []
     ok = [False] * len(requests)
     queue = iter(enumerate(requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    next_slot = time.perf_counter()
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
 
         async def worker() -> None:
+            nonlocal next_slot
             for n, (path, body, headers) in queue:
+                if rate:
+                    slot = max(next_slot, time.perf_counter())
+                    next_slot = slot + 1 / rate
+                    await asyncio.sleep(slot - time.perf_counter())
                 began = time.perf_counter()
                 try:
                     answer = await client.post(path, content=body, headers=headers)
@@ -168,13 +180,18 @@ async def _httpx_load(
 
 
 def with_httpx(
-    url: str, server_pid: int, requests: list[Request], count: int, concurrency: int
+    url: str,
+    server_pid: int,
+    requests: list[Request],
+    count: int,
+    concurrency: int,
+    rate: float | None = None,
 ) -> Result:
-    """Send the first `count` requests from this process with httpx."""
+    """Send the first `count` requests from this process with httpx (paced to `rate`)."""
     settle(server_pid)
     cpu_before = cpu_seconds(server_pid)
     mine = resource.getrusage(resource.RUSAGE_SELF)
-    elapsed, latencies, ok = asyncio.run(_httpx_load(url, requests[:count], concurrency))
+    elapsed, latencies, ok = asyncio.run(_httpx_load(url, requests[:count], concurrency, rate))
     after = resource.getrusage(resource.RUSAGE_SELF)
     settle(server_pid)
     latencies.sort()
@@ -193,11 +210,24 @@ def with_httpx(
 
 
 def run(
-    url: str, server_pid: int, requests: list[Request], count: int, concurrency: int, wrk: bool
-) -> Result:
-    """A warm-up of `concurrency` requests (with as many spares), then `count` more from
-    requests[2 × concurrency:] (requests holds spares past them too)."""
+    url: str,
+    server_pid: int,
+    requests: list[Request],
+    concurrency: int,
+    wrk: bool,
+    runs: list[tuple[int, float | None]],
+) -> list[tuple[list[Request], Result]]:
+    """A warm-up of `concurrency` requests, then each run of `runs` in turn: (how many
+    requests, the rate to pace them to or None for as fast as the server answers).
+    Each run takes the requests after the ones sent before it (requests holds spares:
+    2 × concurrency a run); returns the requests each run sent, with its result."""
     load = with_wrk if wrk else with_httpx
-    warm = 2 * concurrency
-    load(url, server_pid, requests[:warm], concurrency, concurrency)
-    return load(url, server_pid, requests[warm:], count, concurrency)
+    spare = 2 * concurrency
+    offset = load(url, server_pid, requests[:spare], concurrency, concurrency).sent
+    done = []
+    for count, rate in runs:
+        mine = requests[offset : offset + count + spare]
+        result = load(url, server_pid, mine, count, concurrency, rate)
+        done.append((mine[: result.sent], result))
+        offset += result.sent
+    return done

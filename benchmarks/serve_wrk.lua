@@ -1,15 +1,28 @@
 -- wrk script for benchmarks/serve.py: sends precomputed raw HTTP requests, each once.
 --
---   wrk -t T -c C -d 600s -s serve_wrk.lua URL -- REQUESTS_FILE COUNT
+--   [SERVE_BENCH_RATE=R] wrk -t T -c C -d 600s -s serve_wrk.lua URL -- REQUESTS_FILE COUNT T
 --
 -- REQUESTS_FILE holds records "<length>\n<raw request>"; thread t of T sends records
 -- t, t+T, t+2T, ... in order. Once a thread has COUNT/T answers it says "done" on stdout
 -- and stops (serve.py then ends wrk with SIGINT); requests past COUNT are spare distinct
 -- ones for the connections still busy at that moment, so no request is ever sent twice.
--- done() prints one line "RESULT {json}" with wrk's figures and what every thread sent,
+-- With SERVE_BENCH_RATE (requests a second, all threads together) each thread paces them
+-- to that rate as long as it has a connection free, so the latency is the one at that
+-- rate, not at the most the server can take. done() prints one line "RESULT {json}" with wrk's figures and what every thread sent,
 -- how many answers it had and how many were not 200.
 
 local threads = {}
+local ffi = require("ffi")
+ffi.cdef([[
+  typedef struct { long tv_sec; long tv_nsec; } wrk_timespec;
+  int clock_gettime(int clock, wrk_timespec *now);
+]])
+local clock = ffi.new("wrk_timespec")
+
+local function now_ms()
+  ffi.C.clock_gettime(1, clock) -- CLOCK_MONOTONIC
+  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+end
 
 function setup(thread)
   thread:set("tid", #threads)
@@ -33,7 +46,19 @@ function init(args)
     pos = eol + length + 1
   end
   wanted = math.ceil(tonumber(args[2]) / nthreads)
+  interval = RATE and 1000 * nthreads / RATE or 0
   sent, answered, not_ok, said = 0, 0, 0, false
+end
+
+-- wrk goes through a timer for every request once a script has delay(): only when pacing.
+RATE = tonumber(os.getenv("SERVE_BENCH_RATE") or "")
+if RATE then
+  function delay()
+    local now = now_ms()
+    local slot = math.max(next_slot or now, now)
+    next_slot = slot + interval
+    return math.floor(slot - now + 0.5)
+  end
 end
 
 function request()

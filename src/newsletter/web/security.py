@@ -32,10 +32,16 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = tuple(
 )
 # Pages that carry a token are personal: no cache keeps them.
 NO_STORE = (b"cache-control", b"no-store")
+_OURS = frozenset(name for name, _ in SECURITY_HEADERS) | {NO_STORE[0]}
+_ALL = [*SECURITY_HEADERS, NO_STORE]
 
 
 class SecurityHeaders:
-    """Adds SECURITY_HEADERS to every HTTP response (and no-store unless one says)."""
+    """Adds SECURITY_HEADERS to every HTTP response (and no-store unless one says).
+
+    The usual response sets none of them, and then gets the precomputed list as it is;
+    only one that sets some of them itself (its own Cache-Control) is looked through.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -48,10 +54,11 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
-                if b"cache-control" not in present:
-                    headers.append(NO_STORE)
+                if any(name.lower() in _OURS for name, _ in headers):
+                    present = {name.lower() for name, _ in headers}
+                    headers.extend(h for h in _ALL if h[0] not in present)
+                else:
+                    headers += _ALL
                 message["headers"] = headers
             await send(message)
 
@@ -83,10 +90,17 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         cap = self.cap(scope["path"])
-        declared = 0
+        declared, framed = 0, True
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 declared = int(value) if value.isdigit() else cap + 1
+            elif name == b"transfer-encoding":
+                framed = False  # chunked: the body may run past any Content-Length
+        if framed and declared <= cap:
+            # The server reads no more body than Content-Length says (none without one):
+            # nothing to count.
+            await self.app(scope, receive, send)
+            return
         seen = 0
 
         async def counted() -> Message:
