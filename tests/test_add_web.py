@@ -305,13 +305,23 @@ def test_a_connection_that_fails_is_one_line(settings: Settings, issue_dir: Path
         add_articles(issue_dir, ["https://news.example.org/x"], settings, client=client)
 
 
-def test_a_redirect_to_another_scheme_is_refused(settings: Settings, issue_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("location", "said"),
+    [
+        ("file:///etc/passwd", "redirected to a URL that is not http or https"),
+        ("javascript:alert(1)", "redirected to a URL that is not http or https"),
+        ("http://[::1", r"cannot be fetched \(Invalid URL in location header"),
+    ],
+)
+def test_a_redirect_to_another_scheme_is_refused(
+    settings: Settings, issue_dir: Path, location: str, said: str
+) -> None:
     def elsewhere(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(302, headers={"Location": "file:///etc/passwd"})
+        return httpx.Response(302, headers={"Location": location})
 
     with (
         httpx.Client(transport=httpx.MockTransport(elsewhere), follow_redirects=True) as client,
-        pytest.raises(ContentError, match="redirected to a URL that is not http or https"),
+        pytest.raises(ContentError, match=said),
     ):
         add_articles(issue_dir, ["https://news.example.org/x"], settings, client=client)
 

@@ -73,6 +73,10 @@ def fetch(url: str, client: httpx.Client) -> Fetched:
                     current = _next(where, current, response.headers.get("location", ""))
                     continue
                 return _body(where, response, started)
+    except httpx.InvalidURL as exc:
+        # httpx reads a redirect's Location even when it does not follow it; the URL
+        # given passed the policy already, so this is where a redirect leads.
+        raise ContentError(f"{where}: redirected to a URL that is not http or https") from exc
     except httpx.TimeoutException as exc:
         raise ContentError(
             f"{where}: no answer within {_seconds(client)} s (timed out); try again later, "
