@@ -71,16 +71,13 @@ def child(root: str, port: int, bare: bool, env_json: str) -> None:
         app = create_app(load_settings(Path(root), environ=environ), environ)
     logging: dict[str, Any] | None = None
     if not bare:
-        # As `serve` logs, with our access log's lines written to /dev/null.
         from newsletter.web.serve import log_config
 
+        # As `serve` logs, with its lines written to /dev/null (warnings to stderr too).
         logging = log_config()
-        logging["handlers"]["access"] = {"class": "logging.FileHandler", "filename": os.devnull}
-        logging["loggers"]["newsletter.access"] = {
-            "handlers": ["access"],
-            "level": "INFO",
-            "propagate": False,
-        }
+        logging["handlers"]["null"] = {"class": "logging.FileHandler", "filename": os.devnull}
+        logging["handlers"]["warnings"] = logging["handlers"]["default"] | {"level": "WARNING"}
+        logging["loggers"]["newsletter"]["handlers"] = ["null", "warnings"]
     profile = os.environ.get("NEWSLETTER_BENCH_PROFILE")  # a file for yappi's figures
     if profile:
         import signal
@@ -412,6 +409,10 @@ def report(
             for name, r in results.items()
         )
     )
+    if problems:
+        print(f"  LOST: {len(problems)} changes answered 200 are not in the database, such as")
+    for problem in problems[:10]:
+        print(f"    {problem}")
     if len(results) < 5:
         return
     bare, click = results["bare"], results["one-click"]
@@ -435,8 +436,6 @@ def report(
     ]
     for text, met in aims:
         print(f"  {'met    ' if met else 'NOT MET'}  {text}")
-    for problem in problems[:10]:
-        print(f"    {problem}")
 
 
 if __name__ == "__main__":

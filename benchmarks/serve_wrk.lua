@@ -47,7 +47,10 @@ function init(args)
   end
   wanted = math.ceil(tonumber(args[2]) / nthreads)
   interval = RATE and 1000 * nthreads / RATE or 0
-  sent, answered, not_ok, said = 0, 0, 0, false
+  -- wrk calls thread 0's request() once before it starts, to check what it returns,
+  -- and never sends that one: so thread 0 counts from -1.
+  sent = tid == 0 and -1 or 0
+  answered, not_ok, said = 0, 0, false
 end
 
 -- wrk goes through a timer for every request once a script has delay(): only when pacing.
@@ -63,7 +66,7 @@ end
 
 function request()
   sent = sent + 1
-  return mine[math.min(sent, #mine)]
+  return mine[math.max(1, math.min(sent, #mine))]
 end
 
 function response(status, headers, body)
