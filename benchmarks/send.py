@@ -41,6 +41,7 @@ from _common import peak_rss_mb  # noqa: E402
 
 EXAMPLE = REPO / "issues" / "2026-11-26-welcome"
 SECRET = "benchmark-signing-secret-0123456789"
+ARTICLE_TYPES = {".md", ".markdown", ".txt", ".html", ".htm"}
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
@@ -61,7 +62,10 @@ def make_workspace(root: Path, subscribers: int, articles: int = 10) -> None:
     shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
     folder = root / "issues" / EXAMPLE.name
     folder.mkdir(parents=True)
-    sources = sorted(p for p in EXAMPLE.iterdir() if p.name != "issue.toml")
+    sources = sorted(p for p in EXAMPLE.iterdir() if p.suffix in ARTICLE_TYPES)
+    for other in EXAMPLE.iterdir():  # an article's images, under their own names
+        if other.suffix not in ARTICLE_TYPES and other.name != "issue.toml":
+            shutil.copy(other, folder / other.name)
     names = []
     for n in range(articles):
         source = sources[n % len(sources)]
