@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import json
 import os
 import re
 import tempfile
@@ -465,6 +466,31 @@ def test_a_removed_issue_goes_and_files_of_ours_stay(workspace: Path, two_issues
     assert not (out / WINTER).exists()
     assert (out / "CNAME").read_text() == "news.millbrook.example.org\n"
     assert (out / "assets" / "logo.svg").read_text() == "<svg/>"
+
+
+@pytest.mark.parametrize(
+    "key", [".", "..", "../victim", "/tmp/elsewhere", ".hidden", "a/b", "a\\b"]
+)
+def test_a_state_file_naming_no_issue_folder_removes_nothing(
+    workspace: Path, two_issues: Settings, tmp_path: Path, key: str
+) -> None:
+    """The state may come from git: a key that is not one folder name is ignored."""
+    out = default_archive_dir(two_issues)
+    write_archive(two_issues)
+    write(out / "CNAME", "news.millbrook.example.org\n")
+    victim = write(tmp_path / "victim" / "keep.txt", "mine")
+    state = json.loads((out / STATE_FILE).read_text())
+    state["issues"][key] = {"fingerprint": "x", "archived": True, "entry": {}}
+    (out / STATE_FILE).write_text(json.dumps(state))
+    assert key not in read_state(out)
+    before = contents(out)
+    result = CliRunner().invoke(app, ["--workspace", str(workspace), "archive"])
+    assert result.exit_code == 0, result.output
+    assert (out / "CNAME").read_text() == "news.millbrook.example.org\n"
+    assert victim.read_text() == "mine" and (out / "index.html").is_file()
+    assert {k: v for k, v in contents(out).items() if k != STATE_FILE} == {
+        k: v for k, v in before.items() if k != STATE_FILE
+    }
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -69,9 +69,23 @@ def read_state(folder: Path) -> dict[str, Recorded]:
                 entry={str(k): str(v) for k, v in item["entry"].items()},
             )
             for key, item in data["issues"].items()
+            if _folder_name(key)
         }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
+
+
+def _folder_name(key: str) -> bool:
+    """One plain folder name, as issue folders are: the state may come from git, and a key
+    such as "." or "../x" would point a removal at the archive itself or outside it."""
+    return (
+        isinstance(key, str)
+        and bool(key)
+        and not key.startswith(".")
+        and "/" not in key
+        and "\\" not in key
+        and "\0" not in key
+    )
 
 
 def state_bytes(issues: dict[str, Recorded]) -> bytes:
@@ -192,7 +206,7 @@ class Writer:
     def remove(self, key: str) -> None:
         """Take an issue's folder out (renamed aside first, so it goes at once)."""
         folder = self.folder / key
-        if folder.is_dir() and not folder.is_symlink():
+        if _folder_name(key) and folder.is_dir() and not folder.is_symlink():
             aside = folder.with_name(f".{key}.{secrets.token_hex(4)}.old")
             os.rename(folder, aside)
             shutil.rmtree(aside, ignore_errors=True)
