@@ -19,16 +19,16 @@ the engine's to decide (`Answer`).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, func, insert, literal, select, text, update
+from sqlalchemy import Connection, Engine, func, insert, literal, select, text, update
 
 from newsletter.audience.subscribers import audience_where
 from newsletter.compose.fields import personal
+from newsletter.delivery import ledger_sql as sql
 from newsletter.errors import SendError
 from newsletter.storage import (
     DeliveryState,
@@ -169,34 +169,6 @@ def start_send(
     return SendRecord(issue, content_hash, segment, provider, audience, True)
 
 
-_CLAIM = {
-    # One statement: the read never has to be upgraded to a write, and each row comes
-    # back with whether its subscriber is still active, and under which name, as of now.
-    "sqlite": """
-UPDATE deliveries
-   SET state = 'in_flight', attempt = attempt + 1, attempt_id = ?, claimed_at = NULL,
-       updated_at = ?
- WHERE id IN (SELECT id FROM deliveries
-               WHERE issue = ? AND state = 'pending' AND attempt < ?
-               ORDER BY id LIMIT ?)
-   AND state = 'pending'
-RETURNING id, subscriber_id, email, attempt""",
-    # PostgreSQL locks the rows first and skips those other senders hold (inside an IN
-    # subquery it may run a LIMIT ... FOR UPDATE more than once).
-    "postgresql": """
-UPDATE deliveries
-   SET state = 'in_flight', attempt = attempt + 1, attempt_id = %s, claimed_at = NULL,
-       updated_at = %s
- WHERE id = ANY(%s) AND state = 'pending'
-RETURNING id, subscriber_id, email, attempt""",
-}
-# Whether each claimed row's subscriber is still active, under which name and with which
-# fields, as of now: one look-up by primary key a row.
-_SUBSCRIBERS = """
-SELECT id, status, name, fields FROM subscribers WHERE id IN (SELECT value FROM json_each(?))"""
-_SUBSCRIBERS_PG = "SELECT id, status, name, fields FROM subscribers WHERE id = ANY(%s)"
-
-
 def _first(row: Any) -> Any:
     return row[0]
 
@@ -213,63 +185,72 @@ def claim(
 ) -> list[Claimed]:
     """Mark up to `size` pending rows in flight for this attempt; skip those who left.
 
-    Rows already tried `max_attempts` times in this run wait for the next run. The hot
-    path of a send: plain SQL and tuples, no ORM-style rows.
+    Rows already tried `max_attempts` times in this run wait for the next run. A batch
+    of leavers alone is skipped and the next one claimed, so an empty list always means
+    nothing is left to claim. The hot path of a send: plain SQL and tuples, no ORM rows.
     """
     with transaction(engine) as conn:
-        stamp = bind(conn, deliveries.c.updated_at, now())
+        while True:
+            taken, kept = _claim_once(conn, issue, size, attempt_id, max_attempts)
+            if kept or not taken:
+                return kept
+
+
+def _claim_once(
+    conn: Connection, issue: str, size: int, attempt_id: str, max_attempts: int
+) -> tuple[int, list[Claimed]]:
+    """One claim statement: how many rows it took, and those whose subscriber stayed."""
+    stamp = bind(conn, deliveries.c.updated_at, now())
+    if conn.dialect.name == "postgresql":
+        ids = list(
+            conn.scalars(
+                select(deliveries.c.id)
+                .where(
+                    deliveries.c.issue == issue,
+                    deliveries.c.state == State.PENDING,
+                    deliveries.c.attempt < max_attempts,
+                )
+                .order_by(deliveries.c.id)
+                .limit(size)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        params: tuple[Any, ...] = (attempt_id, stamp, ids)
+    else:
+        params = (attempt_id, stamp, issue, max_attempts, size)
+    # The driver's own cursor, in this transaction: plain tuples, no result rows made
+    # per row (a tenth of the claim's CPU).
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql.CLAIM[conn.dialect.name], params)
+        taken = cursor.fetchall()
+        who = [row[1] for row in taken if row[1] is not None]
         if conn.dialect.name == "postgresql":
-            ids = list(
-                conn.scalars(
-                    select(deliveries.c.id)
-                    .where(
-                        deliveries.c.issue == issue,
-                        deliveries.c.state == State.PENDING,
-                        deliveries.c.attempt < max_attempts,
-                    )
-                    .order_by(deliveries.c.id)
-                    .limit(size)
-                    .with_for_update(skip_locked=True)
-                )
-            )
-            params: tuple[Any, ...] = (attempt_id, stamp, ids)
+            cursor.execute(sql.SUBSCRIBERS_PG, (who,))
         else:
-            params = (attempt_id, stamp, issue, max_attempts, size)
-        # The driver's own cursor, in this transaction: plain tuples, no result rows made
-        # per row (a tenth of the claim's CPU).
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(_CLAIM[conn.dialect.name], params)
-            taken = cursor.fetchall()
-            who = [row[1] for row in taken if row[1] is not None]
-            if conn.dialect.name == "postgresql":
-                cursor.execute(_SUBSCRIBERS_PG, (who,))
-            else:
-                cursor.execute(_SUBSCRIBERS, (orjson.dumps(who).decode(),))
-            now_as = {row[0]: row[1:] for row in cursor.fetchall()}
-        finally:
-            cursor.close()
-        kept, left = [], []
-        active = SubscriberStatus.ACTIVE.value
-        for row_id, subscriber_id, email, attempt in sorted(taken, key=_first):
-            status, current, fields = now_as.get(subscriber_id, (None, "", None))
-            if status != active:
-                left.append(row_id)
-            else:
-                kept.append(
-                    Claimed(row_id, subscriber_id, email, current, attempt, _fields(fields))
-                )
-        if left:
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_(left))
-                .values(
-                    state=State.SKIPPED,
-                    error="left the list after the send started",
-                    updated_at=now(),
-                )
+            cursor.execute(sql.SUBSCRIBERS, (orjson.dumps(who).decode(),))
+        now_as = {row[0]: row[1:] for row in cursor.fetchall()}
+    finally:
+        cursor.close()
+    kept, left = [], []
+    active = SubscriberStatus.ACTIVE.value
+    for row_id, subscriber_id, email, attempt in sorted(taken, key=_first):
+        status, current, fields = now_as.get(subscriber_id, (None, "", None))
+        if status != active:
+            left.append(row_id)
+        else:
+            kept.append(Claimed(row_id, subscriber_id, email, current, attempt, _fields(fields)))
+    if left:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(left))
+            .values(
+                state=State.SKIPPED,
+                error="left the list after the send started",
+                updated_at=now(),
             )
-    return kept
+        )
+    return len(taken), kept
 
 
 def record(engine: Engine, answers: Sequence[Answer], attempt_id: str) -> None:
@@ -287,9 +268,11 @@ def record(engine: Engine, answers: Sequence[Answer], attempt_id: str) -> None:
         if conn.dialect.name == "postgresql":
             ids, states, message_ids, errors = (list(column) for column in zip(*rows, strict=True))
             params: tuple[Any, ...] = (when, when, ids, states, message_ids, errors, attempt_id)
-            conn.exec_driver_sql(_RECORD["postgresql"], params)
-        elif _UPDATE_FROM:
-            conn.exec_driver_sql(_RECORD["sqlite"], (when, orjson.dumps(rows).decode(), attempt_id))
+            conn.exec_driver_sql(sql.RECORD["postgresql"], params)
+        elif sql.UPDATE_FROM:
+            conn.exec_driver_sql(
+                sql.RECORD["sqlite"], (when, orjson.dumps(rows).decode(), attempt_id)
+            )
         else:  # SQLite before 3.33 has no UPDATE ... FROM
             conn.exec_driver_sql(
                 "UPDATE deliveries SET state = ?, provider_message_id = ?, error = ?, "
@@ -297,27 +280,6 @@ def record(engine: Engine, answers: Sequence[Answer], attempt_id: str) -> None:
                 "WHERE id = ? AND attempt_id = ? AND state = 'in_flight'",
                 [(s, m, e, s, when, when, i, attempt_id) for i, s, m, e in rows],
             )
-
-
-_UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33)
-_RECORD = {
-    "sqlite": """
-UPDATE deliveries
-   SET state = json_extract(j.value, '$[1]'),
-       provider_message_id = json_extract(j.value, '$[2]'),
-       error = json_extract(j.value, '$[3]'),
-       sent_at = CASE WHEN json_extract(j.value, '$[1]') = 'sent' THEN ?1 END,
-       updated_at = ?1
-  FROM json_each(?2) AS j
- WHERE deliveries.id = json_extract(j.value, '$[0]')
-   AND deliveries.attempt_id = ?3 AND deliveries.state = 'in_flight'""",
-    "postgresql": """
-UPDATE deliveries AS d
-   SET state = u.state, provider_message_id = u.message_id, error = u.error,
-       sent_at = CASE WHEN u.state = 'sent' THEN %s::timestamptz END, updated_at = %s
-  FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) AS u(id, state, message_id, error)
- WHERE d.id = u.id AND d.attempt_id = %s AND d.state = 'in_flight'""",
-}
 
 
 def release(engine: Engine, claimed: Sequence[Claimed], attempt_id: str, reason: str) -> None:
@@ -370,8 +332,18 @@ def update_held(
 
 def on_the_wire(engine: Engine, claimed: Sequence[Claimed], attempt_id: str) -> None:
     """Note that the batch's request is about to leave: from now on a crash leaves these
-    rows uncertain; before it, they simply go back to pending (see recovery)."""
-    update_held(engine, claimed, attempt_id, claimed_at=now())
+    rows uncertain; before it, they simply go back to pending (see recovery).
+
+    Once a batch, on the hot path: plain SQL, the ids as one parameter."""
+    if not claimed:
+        return
+    ids = [c.id for c in claimed]
+    with transaction(engine) as conn:
+        stamp = bind(conn, deliveries.c.updated_at, now())
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(sql.ON_THE_WIRE_PG, (stamp, stamp, ids, attempt_id))
+        else:
+            conn.exec_driver_sql(sql.ON_THE_WIRE, (stamp, orjson.dumps(ids).decode(), attempt_id))
 
 
 def finish(engine: Engine, issue: str) -> bool:
