@@ -336,3 +336,24 @@ def test_a_feed_file_is_read_as_a_feed(settings: Settings, issue_dir: Path, tmp_
         add_articles(issue_dir, [not_a_feed], settings, since=dt.date(2026, 1, 1))
     with pytest.raises(ContentError, match=r"news\.rss: is a feed; give --since DATE"):
         add_articles(issue_dir, [feed], settings)
+
+
+def test_text_that_looks_like_markdown_stays_text(settings: Settings, tmp_path: Path) -> None:
+    """A hostile item's words cannot become an image of a local file, or a link."""
+    feed = tmp_path / "hostile.rss"
+    feed.write_bytes(
+        b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+        b"<link>https://news.example.org/</link><item><title>Look</title>"
+        b"<link>https://news.example.org/look</link>"
+        b"<pubDate>Mon, 23 Nov 2026 09:00:00 GMT</pubDate><description>"
+        b"see ![x](../../etc/passwd) and [here](https://phish.example.net/)\n\n# not a heading"
+        b"</description></item></channel></rss>"
+    )
+    issue_dir = settings.issues_dir / "2026-11-26-welcome"
+    (written,) = add_articles(issue_dir, [feed], settings, since=dt.date(2026, 11, 1))
+    build_issue(settings, issue_dir)
+    html = (settings.build_dir / issue_dir.name / "email.html").read_text()
+    assert "etc/passwd" in html and "phish.example.net" in html  # shown as the words they are
+    assert 'src="../../etc/passwd' not in html and 'passwd"' not in html
+    assert 'href="https://phish.example.net' not in html
+    assert "<h1>not a heading" not in html and "# not a heading" in html

@@ -103,6 +103,9 @@ def html_to_markdown(html: str) -> str:
         strong_em_symbol="*",
         escape_asterisks=True,
         escape_underscores=True,
+        # Text that looks like Markdown (![x](../secret.png), [a](https://elsewhere), a
+        # leading #) stays text: an imported page's words must not become links or images.
+        escape_misc=True,
     )
     text = re.sub(r"[ \t]+\n", "\n", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
