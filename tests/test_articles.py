@@ -174,6 +174,19 @@ def test_html_is_sanitized(tmp_path: Path) -> None:
     assert "Did you enjoy" not in html
 
 
+def test_an_image_whose_source_is_refused_goes_whole(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "page.html",
+        "<html><body><article><h1>T</h1><p>a <img src='file:///etc/passwd' alt='one'> b "
+        "<img src='javascript:alert(1)' alt='two'> <img alt='three'> "
+        "<img src='https://example.org/p.png' alt='kept'></p></article></body></html>",
+    )
+    body = read_article(path).body
+    assert "![]" not in body and "one" not in body and "two" not in body
+    assert body.count("![") == 1 and "https://example.org/p.png" in body
+    assert "<img" not in markdown_to_html("a <img alt='x' src='data:,'> b")
+
+
 def test_raw_html_in_markdown_is_sanitized() -> None:
     html = markdown_to_html('Hi <script>alert(1)</script><b onmouseover="x()">there</b>\n')
     assert "<script" not in html and "onmouseover" not in html and "<b>there</b>" in html

@@ -48,9 +48,10 @@ def _markdown() -> MarkdownIt:
 def sanitize(html: str) -> str:
     """Keep only tags and attributes that are safe and render in email clients.
 
-    Every href and src also passes the URL policy of compose.links.
+    Every href and src also passes the URL policy of compose.links; an image whose src the
+    policy refused goes whole (an <img> without src is a broken picture in every client).
     """
-    return nh3.clean(
+    cleaned = nh3.clean(
         html,
         tags=set(ALLOWED_TAGS),
         attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
@@ -59,6 +60,11 @@ def sanitize(html: str) -> str:
         link_rel=None,
         strip_comments=True,
     )
+    return _IMAGE_WITHOUT_SOURCE.sub("", cleaned) if "<img" in cleaned else cleaned
+
+
+# nh3 writes tags and attributes in one normal form, so a pattern can find these.
+_IMAGE_WITHOUT_SOURCE = re.compile(r'<img(?![^>]*\ssrc=")[^>]*>')
 
 
 def _url_policy(tag: str, attribute: str, value: str) -> str | None:
