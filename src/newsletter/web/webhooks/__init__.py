@@ -50,6 +50,9 @@ def configured(environ: Mapping[str, str]) -> list[Provider]:
 
 # Events in one group commit: a few SendGrid batches, or a thousand single events.
 EVENTS_PER_COMMIT = 2000
+# How long a group waits for company: storing one event alone costs SQLite about four
+# times the CPU of storing it among ten, and no provider minds 5 ms more on an answer.
+GATHER_SECONDS = 0.005
 
 
 def webhook_routes(
@@ -72,6 +75,7 @@ def webhook_routes(
         writer,
         most=EVENTS_PER_COMMIT,
         weight=len,
+        gather=GATHER_SECONDS,
     )
     return [
         Route(
