@@ -61,6 +61,32 @@ def test_the_archive_is_served_with_its_feed_as_atom(client: TestClient) -> None
     assert feed.headers["content-type"].startswith("application/atom+xml")
 
 
+def test_hidden_files_of_the_archive_are_not_served(settings: Settings, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    (archive / ".git").mkdir(parents=True)
+    (archive / ".newsletter-archive.json").write_text('{"issues": {"unpublished": {}}}')
+    (archive / ".git" / "config").write_text("[core]")
+    (archive / "index.html").write_text("<h1>Archive</h1>")
+    with TestClient(create_app(settings, {}, archive_dir=archive)) as client:
+        assert client.get("/archive/index.html").status_code == 200
+        for path in ("/archive/.newsletter-archive.json", "/archive/.git/config"):
+            answer = client.get(path)
+            assert answer.status_code == 404 and "unpublished" not in answer.text
+
+
+def test_archive_redirects_never_take_the_host_header(settings: Settings, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    (archive / "2026-11-26-welcome").mkdir(parents=True)
+    (archive / "2026-11-26-welcome" / "index.html").write_text("<h1>Issue</h1>")
+    with TestClient(create_app(settings, {}, archive_dir=archive)) as client:
+        for path, target in (
+            ("/archive", "/archive/"),
+            ("/archive/2026-11-26-welcome", "/archive/2026-11-26-welcome/"),
+        ):
+            answer = client.get(path, headers={"Host": "evil.test"}, follow_redirects=False)
+            assert answer.status_code in (307, 308) and answer.headers["location"] == target
+
+
 def test_no_archive_yet_is_a_404_page(settings: Settings, tmp_path: Path) -> None:
     app = create_app(settings, {}, archive_dir=tmp_path / "none")
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -47,6 +47,19 @@ def confirmation_emails(settings: Settings) -> int:
     return len(outbox_messages(settings, "confirmations"))
 
 
+def test_the_confirmation_text_part_is_not_html_escaped(
+    client: TestClient, public_settings: Settings
+) -> None:
+    answer = client.post("/subscribe", data={"email": "ob@example.org", "name": "Seán O'Brien"})
+    assert answer.status_code == 200
+    assert wait_for(lambda: confirmation_emails(public_settings) == 1)
+    message = outbox_messages(public_settings, "confirmations")[0]
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "Seán O'Brien" in text and "&#39;" not in text and "&amp;" not in text
+    assert "O&#39;Brien" in html or "O&#x27;Brien" in html  # the HTML part stays escaped
+
+
 def test_the_form_shows_the_public_topics_and_a_honeypot(
     client: TestClient, public_settings: Settings
 ) -> None:

@@ -20,6 +20,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -69,6 +70,21 @@ class Archive(StaticFiles):
         if self.directory is None or not Path(self.directory).is_dir():
             raise HTTPException(404)
 
+    def get_path(self, scope: Scope) -> str:
+        """Hidden files (the archive's own state, a stray .git) are nobody's business."""
+        path = super().get_path(scope)
+        if any(part.startswith(".") for part in Path(path).parts):
+            raise HTTPException(404)
+        return path
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if "location" in response.headers:
+            # Starlette writes the slash redirect with the request's Host header; a path
+            # alone needs no host, so a forged Host cannot send a reader elsewhere.
+            response.headers["location"] = _path_only(response.headers["location"])
+        return response
+
     def file_response(
         self,
         full_path: str | os.PathLike[str],
@@ -81,6 +97,16 @@ class Archive(StaticFiles):
         if name.endswith(".atom") or name in ("feed.xml", "atom.xml"):
             response.headers["content-type"] = "application/atom+xml; charset=utf-8"
         return response
+
+
+def _path_only(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(("", "", parts.path or "/", parts.query, ""))
+
+
+async def archive_slash(request: Request) -> Response:
+    """/archive → /archive/ as a path, not Starlette's redirect built from the Host."""
+    return RedirectResponse(request.scope.get("root_path", "") + "/archive/", 307)
 
 
 async def healthz(request: Request) -> Response:
@@ -140,6 +166,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/", subscribe_form, methods=["GET", "HEAD"]),
         *subscribe_routes(),
+        Route("/archive", archive_slash, methods=["GET", "HEAD"]),
         Mount(
             "/archive",
             app=Archive(

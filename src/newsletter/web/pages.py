@@ -31,7 +31,8 @@ class Pages:
                     jinja2.FileSystemLoader(default_templates_dir() / PAGES),
                 ]
             ),
-            autoescape=True,
+            # Pages are HTML; the confirmation email's text part is not: "O'Brien" stays so.
+            autoescape=jinja2.select_autoescape(("html", "htm", "xml"), default=False),
             undefined=jinja2.StrictUndefined,
             auto_reload=False,
         )
