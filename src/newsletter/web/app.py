@@ -157,6 +157,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await resender
             writer.shutdown(wait=True)
+            mailer.close()
             engine.dispose()
 
     # The busiest first: the router tries each route in turn.
