@@ -318,7 +318,8 @@ def main() -> None:
     counts = {"bare": n, "one-click": n, "sendgrid": max(30, n // 30), "postmark": n}
     counts["subscribe"] = min(n, 1000)
     paced = {k: round(rate * args.paced_seconds) for k, rate in AIM_RATES.items()}
-    need = {k: counts[k] + paced.get(k, 0) + 6 * c for k in counts}  # 2 × c spares a run
+    # Spares: 2 × the connections of each run (the paced one has 4 × c of them).
+    need = {k: counts[k] + paced.get(k, 0) + 12 * c for k in counts}
     sign, public_key = sendgrid_keys()
     env = {
         "NEWSLETTER_SECRET_KEY": SECRET,

@@ -29,6 +29,7 @@ LUA = Path(__file__).with_name("serve_wrk.lua")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 Request = tuple[str, bytes, dict[str, str]]  # path, body, headers
+PACED_CONNECTIONS = 4  # times the concurrency, for the runs paced to a rate
 
 
 @dataclass
@@ -97,7 +98,7 @@ def with_wrk(
 ) -> Result:
     """Send the first `count` requests (and, to the connections still busy at the end,
     a few spare ones after them) with wrk, each once; paced to `rate` a second if given."""
-    threads = 1 if concurrency < 32 else 2
+    threads = 1  # one wrk thread sends far more than one Python server answers
     host = url.removeprefix("http://")
     with tempfile.NamedTemporaryFile("wb", suffix=".requests", delete=False) as handle:
         for request in requests:
@@ -220,14 +221,15 @@ def run(
     """A warm-up of `concurrency` requests, then each run of `runs` in turn: (how many
     requests, the rate to pace them to or None for as fast as the server answers).
     Each run takes the requests after the ones sent before it (requests holds spares:
-    2 × concurrency a run); returns the requests each run sent, with its result."""
+    2 × its connections a run); returns the requests each run sent, with its result."""
     load = with_wrk if wrk else with_httpx
-    spare = 2 * concurrency
-    offset = load(url, server_pid, requests[:spare], concurrency, concurrency).sent
+    offset = load(url, server_pid, requests[: 2 * concurrency], concurrency, concurrency).sent
     done = []
     for count, rate in runs:
-        mine = requests[offset : offset + count + spare]
-        result = load(url, server_pid, mine, count, concurrency, rate)
+        # Paced, more connections: the rate must not wait for answers on too few of them.
+        connections = concurrency * PACED_CONNECTIONS if rate else concurrency
+        mine = requests[offset : offset + count + 2 * connections]
+        result = load(url, server_pid, mine, count, connections, rate)
         done.append((mine[: result.sent], result))
         offset += result.sent
     return done

@@ -19,6 +19,7 @@ and the others are still answered as if they had come alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -41,7 +42,8 @@ class GroupCommit(Generic[Item, Answer]):
 
     `write(items)` writes a group in one transaction and returns one answer per item, in
     order. `most` caps a group, weighed by `weight(item)` (a webhook batch counts its
-    events); a group that is not full waits `gather` seconds for more first. All groups
+    events); a group waits up to `gather` seconds for more first, until `enough`
+    requests wait. All groups
     go through `executor`; one worker thread for every GroupCommit of an app keeps
     SQLite's single writer from waiting on itself.
     """
@@ -54,22 +56,39 @@ class GroupCommit(Generic[Item, Answer]):
         most: int = 1000,
         weight: Callable[[Item], int] = lambda _: 1,
         gather: float = 0.002,
+        enough: int = 8,
     ) -> None:
         self.write = write
         self.executor = executor
         self.most = most
         self.weight = weight
         self.gather = gather
+        self.enough = enough
         self._waiting: list[tuple[Item, asyncio.Future[Answer]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._full: asyncio.Event | None = None  # set once `enough` requests wait
 
     async def submit(self, item: Item) -> Answer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Answer] = loop.create_future()
         self._waiting.append((item, future))
         if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
+            self._full = asyncio.Event()
             self._writer = loop.create_task(self._write_groups())
+        elif len(self._waiting) >= self.enough and self._full is not None:
+            self._full.set()
         return await future
+
+    async def _gather(self) -> None:
+        """Wait up to `gather` seconds for company, less once `enough` requests wait (a
+        few clients each waiting for their answer would only wait longer for nothing)."""
+        if not self.gather or len(self._waiting) >= self.enough or self._full is None:
+            return
+        if sum(self.weight(item) for item, _ in self._waiting) >= self.most:
+            return
+        self._full.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._full.wait(), self.gather)
 
     def _next_group(self) -> list[tuple[Item, asyncio.Future[Answer]]]:
         taken, weight = 0, 0
@@ -86,8 +105,7 @@ class GroupCommit(Generic[Item, Answer]):
         starts another), so there is nothing to stop at shutdown."""
         loop = asyncio.get_running_loop()
         while self._waiting:
-            if self.gather and sum(map(self.weight, (i for i, _ in self._waiting))) < self.most:
-                await asyncio.sleep(self.gather)
+            await self._gather()
             group = self._next_group()
             items = [item for item, _ in group]
             try:
