@@ -307,3 +307,26 @@ def test_a_response_that_sets_its_own_cache_control_keeps_it_alone() -> None:
     assert answer.headers.get_list("cache-control") == ["max-age=60"]
     assert answer.headers.get_list("x-frame-options") == ["SAMEORIGIN"]
     assert answer.headers.get_list("content-security-policy") == [CONTENT_SECURITY_POLICY]
+
+
+def test_a_database_that_is_unavailable_fails_the_group_at_once() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from newsletter.errors import StorageError
+
+    calls: list[list[int]] = []
+
+    def write(items: list[int]) -> list[int]:
+        calls.append(items)
+        try:
+            raise OperationalError("UPDATE", {}, Exception("database is locked"))
+        except OperationalError as exc:
+            raise StorageError("the database is locked by another newsletter process") from exc
+
+    async def scenario() -> list[object]:
+        commit = GroupCommit(write, gather=0.01)
+        return await asyncio.gather(*(commit.submit(i) for i in range(5)), return_exceptions=True)
+
+    answers = asyncio.run(scenario())
+    assert all(isinstance(a, StorageError) for a in answers)
+    assert calls == [[0, 1, 2, 3, 4]]  # not once more for each: each would wait as long

@@ -5,15 +5,16 @@ alone in its transaction it costs mostly the transaction: SQLAlchemy's begin and
 SQLite's write lock and WAL append. Under load `serve` hands such writes to a
 GroupCommit, which writes everything handed in while the previous group was being
 written as one group, in one transaction, and only then answers each request: nothing is
-answered before its commit, so nothing answered 200 can be lost. A group also waits
-`gather` seconds (2 ms) for company before it is written: a commit costs SQLite some
-hundreds of microseconds of CPU whatever it holds, so even a moderate rate (a thousand
-a second) is written in groups, for a few milliseconds more on each answer.
+answered before its commit, so nothing answered 200 can be lost. A group also waits up
+to `gather` seconds (2 ms) for company, or until 8 requests wait, before it is written:
+a commit costs SQLite some hundreds of microseconds of CPU whatever it holds, so even a
+moderate rate (a thousand a second) is written in groups, for a few ms more an answer.
 
 The transaction runs in a worker thread, so the event loop keeps serving pages while the
 database waits for a lock (a `send` running beside `serve`). When a group's transaction
 fails, each request's writes are tried again alone, so one bad request fails only itself
-and the others are still answered as if they had come alone.
+and the others are still answered as if they had come alone; unless the database itself
+failed (locked or gone), which fails the whole group at once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger("newsletter.web")
 
@@ -130,8 +133,8 @@ class GroupCommit(Generic[Item, Answer]):
         try:
             return list(self.write(items))
         except Exception as exc:  # noqa: BLE001 - handed to each request's own answer
-            if len(items) == 1:
-                return [_Failed(exc)]
+            if len(items) == 1 or _unavailable(exc):
+                return [_Failed(exc)] * len(items)
             log.warning("a group of %d writes failed; writing each alone", len(items))
         answers: list[Answer | _Failed] = []
         for item in items:
@@ -140,3 +143,9 @@ class GroupCommit(Generic[Item, Answer]):
             except Exception as exc:  # noqa: BLE001
                 answers.append(_Failed(exc))
         return answers
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Whether the database itself failed (locked past its timeout, gone): then every
+    write alone would fail the same way, after as long a wait each."""
+    return isinstance(exc.__cause__ or exc, OperationalError)
