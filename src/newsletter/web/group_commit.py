@@ -46,7 +46,7 @@ class GroupCommit(Generic[Item, Answer]):
     `write(items)` writes a group in one transaction and returns one answer per item, in
     order. `most` caps a group, weighed by `weight(item)` (a webhook batch counts its
     events); a group waits up to `gather` seconds for more first, until `enough`
-    requests wait. All groups
+    requests or `enough_weight` wait. All groups
     go through `executor`; one worker thread for every GroupCommit of an app keeps
     SQLite's single writer from waiting on itself.
     """
@@ -60,6 +60,7 @@ class GroupCommit(Generic[Item, Answer]):
         weight: Callable[[Item], int] = lambda _: 1,
         gather: float = 0.002,
         enough: int = 8,
+        enough_weight: int | None = None,
     ) -> None:
         self.write = write
         self.executor = executor
@@ -67,27 +68,32 @@ class GroupCommit(Generic[Item, Answer]):
         self.weight = weight
         self.gather = gather
         self.enough = enough
+        self.enough_weight = most if enough_weight is None else enough_weight
         self._waiting: list[tuple[Item, asyncio.Future[Answer]]] = []
+        self._weight = 0  # of what is waiting
         self._writer: asyncio.Task[None] | None = None
-        self._full: asyncio.Event | None = None  # set once `enough` requests wait
+        self._full: asyncio.Event | None = None  # set once enough waits
 
     async def submit(self, item: Item) -> Answer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Answer] = loop.create_future()
         self._waiting.append((item, future))
+        self._weight += self.weight(item)
         if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
             self._full = asyncio.Event()
             self._writer = loop.create_task(self._write_groups())
-        elif len(self._waiting) >= self.enough and self._full is not None:
+        elif self._enough() and self._full is not None:
             self._full.set()
         return await future
 
+    def _enough(self) -> bool:
+        """`enough` requests wait (a few clients each awaiting their answer would only
+        wait longer for nothing), or `enough_weight` (a SendGrid batch of 100 events)."""
+        return len(self._waiting) >= self.enough or self._weight >= self.enough_weight
+
     async def _gather(self) -> None:
-        """Wait up to `gather` seconds for company, less once `enough` requests wait (a
-        few clients each waiting for their answer would only wait longer for nothing)."""
-        if not self.gather or len(self._waiting) >= self.enough or self._full is None:
-            return
-        if sum(self.weight(item) for item, _ in self._waiting) >= self.most:
+        """Wait up to `gather` seconds for company, less once enough waits."""
+        if not self.gather or self._full is None or self._enough():
             return
         self._full.clear()
         with contextlib.suppress(TimeoutError):
@@ -96,11 +102,12 @@ class GroupCommit(Generic[Item, Answer]):
     def _next_group(self) -> list[tuple[Item, asyncio.Future[Answer]]]:
         taken, weight = 0, 0
         for item, _ in self._waiting:
-            weight += self.weight(item)
-            if taken and weight > self.most:
+            if taken and weight + self.weight(item) > self.most:
                 break
+            weight += self.weight(item)
             taken += 1
         group, self._waiting = self._waiting[:taken], self._waiting[taken:]
+        self._weight -= weight
         return group
 
     async def _write_groups(self) -> None:

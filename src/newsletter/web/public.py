@@ -41,6 +41,11 @@ UNKNOWN_SUBSCRIBER = (
 )
 
 
+# How long a group of unsubscribes waits for company (web.group_commit): at a thousand
+# one-clicks a second, about five share a commit, for 5 ms more on each answer.
+LEAVING_GATHER = 0.005
+
+
 @dataclass
 class Public:
     settings: Settings
@@ -54,7 +59,9 @@ class Public:
 
     def __post_init__(self) -> None:
         # Unsubscribes, one-click above all, are committed in groups (web.group_commit).
-        self.leaving = GroupCommit(partial(unsubscribe_many, self.engine), self.writer)
+        self.leaving = GroupCommit(
+            partial(unsubscribe_many, self.engine), self.writer, gather=LEAVING_GATHER
+        )
 
     async def leave(self, subscriber_id: int) -> Left:
         """The subscriber leaves; answered once that is committed."""
