@@ -45,6 +45,7 @@ from newsletter.storage import (
     Time,
     confirmations,
     now,
+    stored,
     subscriber_tags,
     subscribers,
     transaction,
@@ -198,7 +199,7 @@ def _too_soon(conn: Connection, subscriber_id: int, stamp: dt.datetime) -> bool:
     ).one()
     if count >= PER_ADDRESS_DAY:
         return True
-    return latest is not None and _aware(latest) > stamp - PER_ADDRESS_GAP
+    return latest is not None and stored(latest) > stamp - PER_ADDRESS_GAP
 
 
 def confirm(
@@ -229,7 +230,7 @@ def confirm(
             return Confirmed.ACTIVE if row.status == SubscriberStatus.ACTIVE else Confirmed.UNKNOWN
         if voided_by_leaving(row.created_at, row.unsubscribed_at):
             return Confirmed.UNKNOWN
-        if _aware(row.expires_at) <= stamp:
+        if stored(row.expires_at) <= stamp:
             return Confirmed.EXPIRED
         if row.status not in (*MAY_CONFIRM, SubscriberStatus.ACTIVE):
             return Confirmed.REFUSED
@@ -313,7 +314,7 @@ def unsubscribe_many(engine: Engine, subscriber_ids: Sequence[int]) -> list[Left
 
 def voided_by_leaving(created_at: dt.datetime, unsubscribed_at: dt.datetime | None) -> bool:
     """Whether the subscriber left after this confirmation request was made."""
-    return unsubscribed_at is not None and _aware(unsubscribed_at) >= _aware(created_at)
+    return unsubscribed_at is not None and stored(unsubscribed_at) >= stored(created_at)
 
 
 def set_choices(
@@ -364,8 +365,3 @@ def _set_topics(
         conn.execute(
             insert(subscriber_tags), [{"subscriber_id": subscriber_id, "tag": t} for t in fresh]
         )
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    """SQLite gives stored times back without their zone; they were written in UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

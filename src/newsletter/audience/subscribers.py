@@ -28,6 +28,7 @@ from newsletter.storage import (
     SubscriberStatus,
     in_list,
     now,
+    stored,
     subscriber_tags,
     subscribers,
     transaction,
@@ -68,11 +69,7 @@ class Subscriber:
 
 def iso_time(value: dt.datetime | None) -> str | None:
     """A stored time as ISO 8601 text in UTC, to the second."""
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite gives timestamps back without their zone
-        value = value.replace(tzinfo=dt.UTC)
-    return value.isoformat(timespec="seconds")
+    return None if value is None else stored(value).isoformat(timespec="seconds")
 
 
 def clean_name(name: str) -> str:

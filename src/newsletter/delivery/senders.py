@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 
 from newsletter.errors import SendError
-from newsletter.storage import DeliveryState, deliveries, now, senders, transaction
+from newsletter.storage import DeliveryState, deliveries, now, senders, stored, transaction
 
 HEARTBEAT = 2.0  # seconds between heartbeats
 STALE = 10.0  # SQLite: a heartbeat older than this is a dead sender's
@@ -114,7 +114,7 @@ class Sender:
     def _refuse_a_second(self, conn: Connection) -> None:
         stale = now() - dt.timedelta(seconds=STALE)
         rows = conn.execute(select(senders).where(senders.c.issue == self.issue)).all()
-        dead = [r.id for r in rows if _utc(r.heartbeat_at) < stale or _gone(r.host, r.pid)]
+        dead = [r.id for r in rows if stored(r.heartbeat_at) < stale or _gone(r.host, r.pid)]
         if dead:
             conn.execute(delete(senders).where(senders.c.id.in_(dead)))
         other = next((r for r in rows if r.id not in dead), None)
@@ -134,11 +134,6 @@ class Sender:
                     )
             except Exception:  # noqa: BLE001 - a missed beat is retried; the send goes on
                 continue
-
-
-def _utc(stamp: dt.datetime) -> dt.datetime:
-    """SQLite gives timestamps back without their zone; they were written in UTC."""
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
 
 def _gone(host: str, pid: int) -> bool:

@@ -34,6 +34,11 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def stored(value: dt.datetime) -> dt.datetime:
+    """A Time column's value as read back: SQLite returns it without its zone (UTC)."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
 class SubscriberStatus(StrEnum):
     """Where a subscriber stands; only ACTIVE ones are sent to."""
 

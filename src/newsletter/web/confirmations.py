@@ -34,7 +34,7 @@ from newsletter.delivery.providers import (
 )
 from newsletter.delivery.tokens import CONFIRM_DAYS, confirm_token
 from newsletter.errors import NewsletterError
-from newsletter.storage import confirmations, now, subscribers, transaction
+from newsletter.storage import confirmations, now, stored, subscribers, transaction
 from newsletter.web.pages import Pages
 
 log = logging.getLogger("newsletter.web")
@@ -150,7 +150,7 @@ class ConfirmationMailer:
             ).first()
             if row is None:
                 return None
-            expires = _aware(row.expires_at)
+            expires = stored(row.expires_at)
             void = voided_by_leaving(row.created_at, row.unsubscribed_at)
             if expires <= stamp or void:
                 why = "left before it was sent" if void else "expired before it was sent"
@@ -219,7 +219,3 @@ class ConfirmationMailer:
             conn.execute(
                 update(confirmations).where(confirmations.c.id == request_id).values(values)
             )
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
