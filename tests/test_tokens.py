@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,3 +41,15 @@ def test_tampering_never_yields_another_subscriber(
     tampered = token[:position] + data.draw(st.sampled_from("ABCabc019-_.")) + token[position + 1 :]
     # Refused, or (base64's unused trailing bits) the very same subscriber and issue.
     assert read_unsubscribe_token(tampered, SECRET) in (None, (ident, issue))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=200), st.text())
+def test_the_signature_is_hmac_sha256_of_the_payload(secret: str, payload: str) -> None:
+    """Tokens signed before the precomputed key states (and by anyone following the
+    docstring) verify: the signature is RFC 2104 HMAC-SHA256, cut to 128 bits, for keys
+    shorter and longer than SHA-256's 64-byte block."""
+    body, signature = sign(payload, secret).split(".")
+    expected = hmac.digest(secret.encode(), payload.encode(), "sha256")[:16]
+    assert base64.urlsafe_b64decode(signature + "==") == expected
+    assert base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)) == payload.encode()

@@ -22,8 +22,9 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
 from newsletter.config_checks import CONTROL_CHARACTERS, LINE_BREAKS
@@ -69,15 +70,18 @@ def _token_pattern(nonce: str) -> re.Pattern[str]:
     return re.compile(re.escape(_scheme(nonce)) + rf":((?:{fields})\b|{_SLOT})")
 
 
-@dataclass(frozen=True)
-class Recipient:
+NO_FIELDS: Mapping[str, str] = MappingProxyType({})
+
+
+class Recipient(NamedTuple):
     """Who one copy is for. `fields` are the subscriber's personal fields, keyed by
-    compose.fields.field_key (the CSV column lower-cased, other characters as "_")."""
+    compose.fields.field_key (the CSV column lower-cased, other characters as "_").
+    A tuple: a send makes one per recipient."""
 
     email: str
     name: str = ""
     unsubscribe_url: str = ""
-    fields: Mapping[str, str] = field(default_factory=dict, compare=False)
+    fields: Mapping[str, str] = NO_FIELDS
 
 
 class Personalized(NamedTuple):

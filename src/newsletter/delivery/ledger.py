@@ -20,14 +20,15 @@ the engine's to decide (`Answer`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, Engine, func, insert, literal, select, text, update
 
 from newsletter.audience.subscribers import audience_where
 from newsletter.compose.fields import personal
+from newsletter.compose.personalize import NO_FIELDS
 from newsletter.delivery import ledger_sql as sql
 from newsletter.errors import SendError
 from newsletter.storage import (
@@ -45,9 +46,9 @@ from newsletter.storage import (
 State = DeliveryState
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """A ledger row claimed for one attempt."""
+class Claimed(NamedTuple):
+    """A ledger row claimed for one attempt (a tuple: a send makes one per recipient,
+    and a frozen dataclass cost as much to make as the row's SQL)."""
 
     id: int
     subscriber_id: int
@@ -55,7 +56,7 @@ class Claimed:
     name: str
     attempt: int
     # The subscriber's personal fields as of the claim (compose.fields.personal).
-    fields: Mapping[str, str] = field(default_factory=dict, compare=False)
+    fields: Mapping[str, str] = NO_FIELDS
 
 
 # The ledger columns a Claimed is made of, in its field order, and the subscriber's fields.
@@ -78,8 +79,7 @@ def claimed_row(row: Any) -> Claimed:
     )
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """What became of one claimed row: SENT, FAILED or PENDING (to be retried)."""
 
     row: Claimed

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import hashlib
 import hmac
 import time
 from collections.abc import Mapping
@@ -63,10 +65,41 @@ def _unb64(text: str) -> bytes:
 
 def sign(payload: str, secret: str) -> str:
     body = payload.encode("utf-8")
-    # hmac.digest is OpenSSL's one-shot HMAC: a few times faster than an hmac.new object,
-    # and a send signs one link per recipient.
-    mac = hmac.digest(secret.encode("utf-8"), body, "sha256")[:16]
-    return f"{_b64(body)}.{_b64(mac)}"
+    return f"{_b64(body)}.{_b64(_signer(secret).mac(body))}"
+
+
+class _Signer:
+    """HMAC-SHA256 (RFC 2104) with the key's two padded blocks hashed once.
+
+    A send signs one link per recipient. hmac.digest sets up OpenSSL's HMAC afresh for
+    each (4 us here); copying the two hash states the key begins with costs a third of
+    that, and gives the same bytes (tested against hmac.digest).
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self.inner = hashlib.sha256(key.translate(_IPAD))
+        self.outer = hashlib.sha256(key.translate(_OPAD))
+
+    def mac(self, body: bytes) -> bytes:
+        """The first 128 bits of HMAC-SHA256(key, body)."""
+        inner = self.inner.copy()
+        inner.update(body)
+        outer = self.outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()[:16]
+
+
+_BLOCK = 64  # SHA-256's block size
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
+
+@functools.lru_cache(maxsize=8)
+def _signer(secret: str) -> _Signer:
+    return _Signer(secret.encode("utf-8"))
 
 
 def verify(token: str, secret: str) -> str | None:
@@ -76,7 +109,7 @@ def verify(token: str, secret: str) -> str | None:
         body, mac = _unb64(body_text), _unb64(mac_text)
     except (ValueError, TypeError):
         return None
-    expected = hmac.digest(secret.encode("utf-8"), body, "sha256")[:16]
+    expected = _signer(secret).mac(body)
     if not hmac.compare_digest(mac, expected):
         return None
     try:

@@ -16,7 +16,7 @@ import ipaddress
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -293,7 +293,7 @@ def _redacted(result: SendResult, secrets: Secrets) -> SendResult:
     reason, message_id = secrets.redact(result.reason), secrets.redact(result.message_id)
     if (reason, message_id) == (result.reason, result.message_id):
         return result
-    return replace(result, reason=reason, message_id=message_id)
+    return result._replace(reason=reason, message_id=message_id)
 
 
 def error_text(answer: Answer) -> str:

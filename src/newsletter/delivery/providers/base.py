@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import httpx
 
@@ -26,8 +26,9 @@ class Status(StrEnum):
     UNCERTAIN = "uncertain"
 
 
-@dataclass(frozen=True)
-class SendResult:
+class SendResult(NamedTuple):
+    """One message's outcome (a tuple: one per message of every batch)."""
+
     email: str
     status: Status
     message_id: str = ""
