@@ -38,7 +38,7 @@ from markupsafe import Markup
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from newsletter.compose.personalize import slot_token
+from newsletter.compose.personalize import BUILT_IN, slot_token
 from newsletter.config import Settings
 from newsletter.errors import ContentError
 from newsletter.files import shown
@@ -48,8 +48,6 @@ from newsletter.workspace import default_templates_dir
 if TYPE_CHECKING:
     from newsletter.compose.issue import Issue
     from newsletter.compose.render import Rendered
-
-BUILT_IN = ("name", "email")  # from the subscriber row itself, not from `fields`
 
 
 @lru_cache(maxsize=1024)

@@ -130,25 +130,34 @@ def field_values(
     """The recipient's fields as they go into text, and HTML-escaped as they go into HTML.
 
     Besides name, email and unsubscribe_url: a value for each slot in `used`, the
-    subscriber's own or, when they have none, the slot's default.
+    subscriber's own or, when they have none, the slot's default. Once per message of a
+    send, so most values (plain ASCII) pass one regular expression and nothing else.
     """
     raw = {
-        "name": _one_line(recipient.name),
-        "email": _one_line(recipient.email),
-        "unsubscribe_url": _one_line(recipient.unsubscribe_url),
+        "name": recipient.name,
+        "email": recipient.email,
+        "unsubscribe_url": recipient.unsubscribe_url,
     }
+    fields = recipient.fields
     for slot in used:
-        raw[slot.key] = _one_line(_value(recipient, slot.name) or slot.default)
-    return raw, {name: _escape(value) for name, value in raw.items()}
+        name = slot.name
+        # name and email are the subscriber's own, not fields
+        value: object = raw[name] if name in BUILT_IN else fields.get(name)
+        if value is None or value == "":
+            value = slot.default
+        raw[slot.key] = value if type(value) is str else str(value)
+    escaped = raw.copy()
+    for key, value in raw.items():
+        if not PLAIN.fullmatch(value):
+            raw[key] = value = _one_line(value)
+            escaped[key] = _escape(value)
+    return raw, escaped
 
 
-def _value(recipient: Recipient, name: str) -> str:
-    if name == "name":
-        return recipient.name
-    if name == "email":
-        return recipient.email
-    value = recipient.fields.get(name)
-    return value if isinstance(value, str) else "" if value is None else str(value)
+BUILT_IN = frozenset(("name", "email"))  # the subscriber row's own, not from `fields`
+# Printable ASCII but for what HTML escapes (& < > " ') and JSON escapes (\): such a value
+# is the same in the text, the HTML and a JSON string (providers/_splice.py relies on it).
+PLAIN = re.compile(r"[ !#-%(-;=?-\[\]-~]*")
 
 
 _HTML_SPECIAL = re.compile(r"[&<>\"']")

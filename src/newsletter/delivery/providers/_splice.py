@@ -16,6 +16,7 @@ ever make an item the marks cannot stand for, the plain way is used.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -179,37 +180,38 @@ class _Frame:
             self.template.append(b"")
         self.holes: list[str] = self.template[1::2]
         needed = set(self.holes)
-        # (field, hole for its plain value, hole for its HTML value): only the holes the
-        # frame has, so a message escapes only the values its item shows.
-        self.fields = [
-            (
-                name,
-                f"t:{name}" if f"t:{name}" in needed else "",
-                f"h:{name}" if f"h:{name}" in needed else "",
-            )
-            for name in names
-        ]
-        self.plain = [hole for hole in ("to", "id", "url", "email", "name") if hole in needed]
-        known = {"to", "id", "url", "email", "name"} | {k + n for k in ("h:", "t:") for n in names}
+        known = {*_PLAIN} | {k + n for k in ("h:", "t:") for n in names}
         self.works = needed <= known
+        # What a message computes, each value once, in this order; `pick` then puts them
+        # in the holes (a hole may repeat: the link is in the text and in the HTML).
+        self.plain = [hole for hole in _PLAIN if hole in needed]
+        self.fields = [
+            (name, f"t:{name}" in needed, f"h:{name}" in needed)
+            for name in names
+            if f"t:{name}" in needed or f"h:{name}" in needed
+        ]
+        order = [*self.plain]
+        for name, text_hole, html_hole in self.fields:
+            order += [f"t:{name}"] * text_hole + [f"h:{name}"] * html_hole
+        at = [order.index(hole) for hole in self.holes] if self.works else []
+        self.pick: Callable[[list[bytes]], Sequence[bytes]] = (
+            operator.itemgetter(*at) if len(at) > 1 else lambda values: [values[i] for i in at]
+        )
 
     def fill(self, message: Message) -> list[bytes]:
         """The frame's pieces with this message's values in the holes."""
-        recipient = message.recipient
-        raw, escaped = field_values(recipient, self.slots)
-        values: dict[str, bytes] = {}
-        for hole in self.plain:
-            values[hole] = _escaped(_PLAIN[hole](message))
+        raw, escaped = field_values(message.recipient, self.slots)
+        values = [_escaped(_PLAIN[hole](message)) for hole in self.plain]
         for name, text_hole, html_hole in self.fields:
             value = raw[name]
             encoded = _escaped(value)
             if text_hole:
-                values[text_hole] = encoded
+                values.append(encoded)
             if html_hole:
                 html = escaped[name]
-                values[html_hole] = encoded if html is value else _escaped(html)
+                values.append(encoded if html is value else _escaped(html))
         out = self.template[:]
-        out[1::2] = [values[hole] for hole in self.holes]
+        out[1::2] = self.pick(values)
         return out
 
 
