@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from newsletter.audience.importing import import_csv
 from newsletter.compose.build import build_issue, load_built
-from newsletter.compose.fields import field_key, in_html, in_text, parse
-from newsletter.compose.personalize import Recipient, personalize, split_tokens
+from newsletter.compose.fields import field_key, in_html, in_text, parse, personal
+from newsletter.compose.personalize import Recipient, Slot, field_values, personalize, split_tokens
 from newsletter.config import ProviderSettings, Settings
 from newsletter.delivery.providers import Status
 from newsletter.delivery.test_copies import RetryPolicy, send_test
@@ -237,3 +237,28 @@ def test_the_plan_shows_a_personal_subject_as_the_editor_wrote_it(
     _issue_with_fields(settings, issue_dir)
     rendered = build_issue(settings, issue_dir).rendered
     assert readable(rendered.subject_parts).startswith("For {{ subscriber.city }}: Millbrook")
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=12),
+        st.one_of(st.text(max_size=20), st.integers(), st.booleans(), st.none()),
+        max_size=5,
+    )
+)
+def test_stored_fields_reach_the_issue_under_their_key_as_text(stored: dict[str, object]) -> None:
+    """Whatever a subscriber's stored fields hold (imported text, or a number written by
+    another tool), each is found under its issue name and filled in as one line of text."""
+    fields = personal(stored)
+    for column, value in stored.items():
+        key = field_key(column)
+        if not key or key in ("name", "email") or sum(field_key(c) == key for c in stored) > 1:
+            continue  # the subscriber's own name and address; a name two columns share
+        assert fields[key] == value
+        raw, escaped = field_values(
+            Recipient("a@example.org", fields=fields), [Slot("k", key, "d")]
+        )
+        shown = "d" if value is None or value == "" else str(value)
+        if shown.isprintable():
+            assert raw["k"] == shown
+        assert raw["k"].isprintable() and "<" not in escaped["k"]

@@ -56,21 +56,27 @@ def field_key(column: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", column.lower()).strip("_")
 
 
-def personal(fields: Mapping[str, Any] | None) -> dict[str, str]:
-    """A subscriber's stored fields keyed by field_key, as compose.personalize wants them.
+def personal(fields: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A subscriber's stored fields keyed by field_key, as compose.personalize wants them
+    (which makes each value it uses text: a JSON number is shown as its digits).
 
     Called for every recipient of a send: the columns are nearly always the same ones, so
-    their keys are worked out once per set of columns.
+    their keys are worked out once per set of columns, and fields whose columns already
+    have their issue names are passed on as they are.
     """
     if not fields:
         return {}
-    values = [v if type(v) is str else str(v) for v in fields.values()]
-    return dict(zip(_keys(tuple(fields)), values, strict=True))
+    keys = _keys(tuple(fields))
+    if keys is None:
+        return fields
+    return dict(zip(keys, fields.values(), strict=True))
 
 
 @lru_cache(maxsize=256)
-def _keys(columns: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(field_key(c) for c in columns)
+def _keys(columns: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The field_key of each column; None when every column is its own key already."""
+    keys = tuple(field_key(c) for c in columns)
+    return None if keys == columns else keys
 
 
 # --- the syntax in the intro, articles, subject and preheader ------------------------------

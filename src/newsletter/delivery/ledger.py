@@ -173,7 +173,7 @@ def _first(row: Any) -> Any:
     return row[0]
 
 
-def _fields(stored: Any) -> dict[str, str]:
+def _fields(stored: Any) -> Mapping[str, Any]:
     """A subscriber's fields as the driver gives them (JSON text on SQLite)."""
     if isinstance(stored, str | bytes):
         stored = orjson.loads(stored) if stored not in ("{}", b"{}", "") else None

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from newsletter.audience.addresses import address_key, parse_mailbox
 from newsletter.audience.subscribers import get_subscriber
@@ -77,7 +78,7 @@ def deliver(
     return [final[i] for i in range(len(messages))]
 
 
-def _own_fields(settings: Settings, addresses: Sequence[str]) -> dict[str, dict[str, str]]:
+def _own_fields(settings: Settings, addresses: Sequence[str]) -> dict[str, Mapping[str, Any]]:
     """The personal fields of each address that is on the list; the others get defaults."""
     if not has_database(settings):
         return {}
