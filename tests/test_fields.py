@@ -15,6 +15,7 @@ from newsletter.compose.build import build_issue, load_built
 from newsletter.compose.fields import field_key, in_html, in_text, parse, personal
 from newsletter.compose.personalize import Recipient, Slot, field_values, personalize, split_tokens
 from newsletter.config import ProviderSettings, Settings
+from newsletter.config_checks import CONTROL_CHARACTERS, LINE_BREAKS
 from newsletter.delivery.providers import Status
 from newsletter.delivery.test_copies import RetryPolicy, send_test
 from newsletter.errors import ContentError
@@ -261,4 +262,5 @@ def test_stored_fields_reach_the_issue_under_their_key_as_text(stored: dict[str,
         shown = "d" if value is None or value == "" else str(value)
         if shown.isprintable():
             assert raw["k"] == shown
-        assert raw["k"].isprintable() and "<" not in escaped["k"]
+        assert not LINE_BREAKS.search(raw["k"]) and not CONTROL_CHARACTERS.search(raw["k"])
+        assert "<" not in escaped["k"]
