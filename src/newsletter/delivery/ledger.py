@@ -270,9 +270,18 @@ def record(engine: Engine, answers: Sequence[Answer], attempt_id: str) -> None:
             params: tuple[Any, ...] = (when, when, ids, states, message_ids, errors, attempt_id)
             conn.exec_driver_sql(sql.RECORD["postgresql"], params)
         elif sql.UPDATE_FROM:
-            conn.exec_driver_sql(
-                sql.RECORD["sqlite"], (when, orjson.dumps(rows).decode(), attempt_id)
-            )
+            # Most answers of most batches say "sent, under this id": those go as one JSON
+            # object of id -> message id, which SQLite reads without a json_extract a row.
+            sent = {str(i): m for i, s, m, e in rows if s == "sent" and e is None}
+            if sent:
+                conn.exec_driver_sql(
+                    sql.RECORD_SENT, (when, orjson.dumps(sent).decode(), attempt_id)
+                )
+            if len(sent) < len(rows):
+                rest = [row for row in rows if str(row[0]) not in sent]
+                conn.exec_driver_sql(
+                    sql.RECORD["sqlite"], (when, orjson.dumps(rest).decode(), attempt_id)
+                )
         else:  # SQLite before 3.33 has no UPDATE ... FROM
             conn.exec_driver_sql(
                 "UPDATE deliveries SET state = ?, provider_message_id = ?, error = ?, "

@@ -55,6 +55,16 @@ UPDATE deliveries AS d
  WHERE d.id = u.id AND d.attempt_id = %s AND d.state = 'in_flight'""",
 }
 
+# The rows a batch sent, as {"<id>": "<message id>"}: a third cheaper than RECORD's
+# json_extract of each column of each row.
+RECORD_SENT = """
+UPDATE deliveries
+   SET state = 'sent', provider_message_id = j.value, error = NULL, sent_at = ?1,
+       updated_at = ?1
+  FROM json_each(?2) AS j
+ WHERE deliveries.id = CAST(j.key AS INTEGER)
+   AND deliveries.attempt_id = ?3 AND deliveries.state = 'in_flight'"""
+
 ON_THE_WIRE = """
 UPDATE deliveries SET claimed_at = ?1, updated_at = ?1
  WHERE id IN (SELECT value FROM json_each(?2)) AND attempt_id = ?3 AND state = 'in_flight'"""
