@@ -3,9 +3,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from newsletter.compose.build import build_issue, load_built
 from newsletter.compose.inline import inline_css
-from newsletter.compose.personalize import TOKENS, Recipient, personalize, split_tokens
+from newsletter.compose.personalize import (
+    TOKENS,
+    Recipient,
+    fill,
+    filler,
+    personalize,
+    split_tokens,
+)
 from newsletter.compose.render import Rendered
 from newsletter.config import Settings
 
@@ -119,3 +129,17 @@ def test_tokens_of_a_build_survive_inlining_and_the_manifest(
     assert loaded.html_parts == built.html_parts and loaded.text_parts == built.text_parts
     fields = loaded.html_parts[1::2]
     assert sorted(set(fields)) == ["email", "unsubscribe_url"]
+
+
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=5), st.sampled_from(["name", "email", "f.x.."])), max_size=4
+    ),
+    st.text(max_size=5),
+)
+def test_a_filler_fills_as_fill_does(pairs: list[tuple[str, str]], tail: str) -> None:
+    """The filler made once per split text gives what fill gives, with no field, one
+    field (itemgetter's single-key case) or many."""
+    parts = [piece for pair in pairs for piece in pair] + [tail]
+    values = {"name": "Ana", "email": "ana@example.org", "f.x..": "<x>"}
+    assert filler(parts)(values) == fill(parts, values)

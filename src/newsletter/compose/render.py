@@ -33,7 +33,7 @@ from newsletter.compose.images import (
 )
 from newsletter.compose.issue import Issue
 from newsletter.compose.markup import html_to_text, markdown_to_html, wrap
-from newsletter.compose.personalize import Slot, slots, split_tokens, tokens
+from newsletter.compose.personalize import Slot, filler, slots, split_tokens, tokens
 from newsletter.compose.sources import inputs_digest, source_hash, token_nonce
 from newsletter.config import Settings
 from newsletter.config_checks import CONTROL_CHARACTERS
@@ -71,6 +71,18 @@ class Rendered:
     @cached_property
     def subject_parts(self) -> list[str]:
         return split_tokens(self.subject, self.nonce)
+
+    @cached_property
+    def html_filler(self) -> Callable[[Mapping[str, str]], str]:
+        return filler(self.html_parts)
+
+    @cached_property
+    def text_filler(self) -> Callable[[Mapping[str, str]], str]:
+        return filler(self.text_parts)
+
+    @cached_property
+    def subject_filler(self) -> Callable[[Mapping[str, str]], str]:
+        return filler(self.subject_parts)
 
     @cached_property
     def slots(self) -> tuple[Slot, ...]:
