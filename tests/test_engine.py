@@ -17,20 +17,23 @@ import time
 from collections import Counter
 from email import policy
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from newsletter.audience.importing import import_csv
 from newsletter.audience.subscribers import add_subscriber, remove_subscriber
 from newsletter.config import ProviderSettings, SendingSettings, Settings, load_settings
 from newsletter.delivery import ledger
 from newsletter.delivery.engine import send_issue
+from newsletter.delivery.providers._splice import Splicer
 from newsletter.delivery.senders import Sender
 from newsletter.delivery.status import ledger_status
 from newsletter.delivery.tokens import read_unsubscribe_token
 from newsletter.errors import ConfigError, NewsletterError, SendError, SubscriberError
-from newsletter.storage import open_engine
+from newsletter.storage import deliveries, open_engine, transaction
 
 from conftest import EXAMPLE
 from fake_provider import KEYS, FakeProvider
@@ -281,6 +284,53 @@ def test_rejected_key_releases_the_batch(
         send_issue(settings, issue_dir, environ={**ENV, "POSTMARK_SERVER_TOKEN": "wrong-one"})
     status = ledger_status(engine, EXAMPLE, 600)
     assert status.counts["pending"] == 6 and status.counts["uncertain"] == 0
+
+
+def test_rows_are_on_the_wire_only_once_their_request_leaves(
+    settings: Settings,
+    issue_dir: Path,
+    tmp_path: Path,
+    fake: FakeProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sender that fails while encoding a batch sent nothing of it: those rows go back
+    to pending, not uncertain. Rows are noted on the wire after encoding, before the
+    request goes out."""
+    engine = open_engine(settings)
+    populate(engine, tmp_path, 6)
+    settings = tuned(settings, "postmark", fake.url, batch_size=3, concurrency=1)
+
+    def on_the_wire() -> int:
+        with transaction(engine) as conn:
+            return len(
+                conn.execute(
+                    select(deliveries.c.id).where(
+                        deliveries.c.state == "in_flight", deliveries.c.claimed_at.is_not(None)
+                    )
+                ).all()
+            )
+
+    while_encoding, while_posting = [], []
+    encode, stream = Splicer.encode, httpx.Client.stream
+
+    def failing_encode(self: Splicer, *args: Any, **kwargs: Any) -> bytes:
+        while_encoding.append(on_the_wire())
+        if len(while_encoding) == 2:
+            raise RuntimeError("a bug while encoding")
+        return encode(self, *args, **kwargs)
+
+    def watched_stream(self: httpx.Client, *args: Any, **kwargs: Any) -> Any:
+        while_posting.append(on_the_wire())
+        return stream(self, *args, **kwargs)
+
+    monkeypatch.setattr(Splicer, "encode", failing_encode)
+    monkeypatch.setattr(httpx.Client, "stream", watched_stream)
+    with pytest.raises(RuntimeError, match="a bug while encoding"):
+        send_issue(settings, issue_dir, environ=ENV)
+    assert while_encoding == [0, 0] and while_posting == [3]
+    status = ledger_status(engine, EXAMPLE, 600)
+    assert status.counts["sent"] == 3 and status.counts["pending"] == 3
+    assert status.counts["uncertain"] == 0 and len(fake.seen) == 1
 
 
 # --- crashes and several senders ---------------------------------------------------------

@@ -35,6 +35,7 @@ from newsletter.delivery.ledger import Answer, Claimed, State
 from newsletter.delivery.pacing import RetryPolicy, TokenBucket
 from newsletter.delivery.plan import batch_size, checked_options, nobody, resolve_rate
 from newsletter.delivery.providers import Provider, SendResult, Status
+from newsletter.delivery.providers.base import departing
 from newsletter.delivery.report import Progress, SendReport
 from newsletter.delivery.senders import (
     Sender,
@@ -294,19 +295,36 @@ class _Run:
     def _send(self, claimed: list[Claimed], attempt_id: str) -> None:
         address = self.addresser.message
         messages = [address(c.subscriber_id, c.email, c.name, c.fields) for c in claimed]
-        with self.writing:
-            ledger.on_the_wire(self.engine, claimed, attempt_id)
+        left = False
+
+        def leaving() -> None:
+            # Noted once, when the adapter's request is about to go: after the batch is
+            # encoded, so a sender killed while encoding leaves its rows pending.
+            nonlocal left
+            if not left:
+                with self.writing:
+                    ledger.on_the_wire(self.engine, claimed, attempt_id)
+                left = True
+
+        if not getattr(self.provider, "announces_departure", False):
+            leaving()
         try:
-            results = self.provider.send(messages)
+            with departing(leaving):
+                results = self.provider.send(messages)
         except ProviderError as exc:  # the key was refused: nothing in this batch went out
             with self.writing:
                 ledger.release(self.engine, claimed, attempt_id, str(exc))
             with self.lock:
                 self.error = self.error or exc
             return
-        except BaseException:
-            # A bug, not an answer: the rows may have gone out, so they stay uncertain.
-            ledger.mark_uncertain(self.engine, claimed, attempt_id, "the sender crashed")
+        except BaseException as exc:
+            # A bug, not an answer: rows that may have gone out stay uncertain; rows that
+            # never left go back to pending.
+            if left:
+                ledger.mark_uncertain(self.engine, claimed, attempt_id, "the sender crashed")
+            else:
+                crash = f"not sent: the sender crashed ({type(exc).__name__})"
+                ledger.release(self.engine, claimed, attempt_id, crash)
             raise
         self._answer(claimed, results, attempt_id)
 

@@ -26,7 +26,13 @@ import orjson
 from newsletter import __version__
 from newsletter.compose.message import Message
 from newsletter.delivery.providers._secrets import Secrets
-from newsletter.delivery.providers.base import Options, SendResult, Status, same_result
+from newsletter.delivery.providers.base import (
+    Options,
+    SendResult,
+    Status,
+    depart,
+    same_result,
+)
 from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
 
 USER_AGENT = f"newsletter/{__version__} python-httpx/{httpx.__version__}"
@@ -176,6 +182,7 @@ class Endpoint:
             view = memoryview(body)
             request["content"] = (view[i : i + CHUNK] for i in range(0, len(body), CHUNK))
             request["headers"] = {**request.get("headers", {}), "Content-Length": str(len(body))}
+        depart()
         try:
             with self.client.stream("POST", self.url, **request) as response:
                 data, cut, broke = _read_capped(response)

@@ -6,7 +6,9 @@ so that each adapter module can build its own provider.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple, Protocol
@@ -37,6 +39,10 @@ class SendResult(NamedTuple):
 
 
 class Provider(Protocol):
+    """A provider; one whose `send` calls `depart()` just before its request leaves also
+    says so with a class attribute `announces_departure = True` (the engine otherwise
+    notes the batch as leaving before calling `send`)."""
+
     name: str
     max_batch: int
     # True when resending a batch cannot deliver it twice (an idempotency key per batch).
@@ -45,6 +51,29 @@ class Provider(Protocol):
     def send(self, batch: Sequence[Message]) -> list[SendResult]:
         """Send up to max_batch messages; exactly one result per message, in order."""
         ...
+
+
+# What the engine does the moment a batch leaves (it notes its rows as on the wire): set
+# for the duration of one `send` in the thread that makes it.
+_departing: ContextVar[Callable[[], None] | None] = ContextVar("departing", default=None)
+
+
+@contextmanager
+def departing(hook: Callable[[], None]) -> Iterator[None]:
+    """Run `hook` when the adapter's request for this batch is about to leave."""
+    token = _departing.set(hook)
+    try:
+        yield
+    finally:
+        _departing.reset(token)
+
+
+def depart() -> None:
+    """The batch is encoded and its request leaves now: a sender killed before this
+    point sent nothing of it, one killed after may have sent it all."""
+    hook = _departing.get()
+    if hook is not None:
+        hook()
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,7 @@ class MailgunProvider:
     name = NAME
     max_batch = MAX_BATCH
     idempotent = IDEMPOTENT
+    announces_departure = True  # Endpoint.post calls depart()
 
     def __init__(
         self, options: Options, *, domain: str, region: str = "us", base_url: str = ""

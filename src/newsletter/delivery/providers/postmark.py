@@ -85,6 +85,7 @@ class PostmarkProvider:
     name = NAME
     max_batch = MAX_BATCH
     idempotent = IDEMPOTENT
+    announces_departure = True  # Endpoint.post calls depart()
 
     def __init__(
         self, options: Options, *, base_url: str = "", message_stream: str = "broadcast"

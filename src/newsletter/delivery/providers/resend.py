@@ -122,6 +122,7 @@ class ResendProvider:
     name = NAME
     max_batch = MAX_BATCH
     idempotent = IDEMPOTENT
+    announces_departure = True  # Endpoint.post calls depart()
 
     def __init__(self, options: Options, *, base_url: str = "") -> None:
         self.endpoint = Endpoint.at(

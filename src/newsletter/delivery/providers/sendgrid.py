@@ -150,6 +150,7 @@ class SendGridProvider:
     name = NAME
     max_batch = MAX_BATCH
     idempotent = IDEMPOTENT
+    announces_departure = True  # Endpoint.post calls depart()
 
     def __init__(self, options: Options, *, base_url: str = "") -> None:
         self.endpoint = Endpoint.at(
