@@ -294,14 +294,14 @@ def test_a_response_that_sets_its_own_cache_control_keeps_it_alone() -> None:
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from newsletter.web.security import SecurityHeaders
+    from newsletter.web.front import Front
 
     async def cached(request: Request) -> PlainTextResponse:
         return PlainTextResponse(
             "x", headers={"Cache-Control": "max-age=60", "X-Frame-Options": "SAMEORIGIN"}
         )
 
-    app = Starlette(routes=[Route("/", cached)], middleware=[Middleware(SecurityHeaders)])
+    app = Starlette(routes=[Route("/", cached)], middleware=[Middleware(Front, limit=1000)])
     with TestClient(app) as c:
         answer = c.get("/")
     assert answer.headers.get_list("cache-control") == ["max-age=60"]

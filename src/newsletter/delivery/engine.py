@@ -14,11 +14,10 @@ once and marks them uncertain. Running the command again continues where it stop
 from __future__ import annotations
 
 import contextlib
-import gc
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from newsletter.delivery.senders import (
 from newsletter.delivery.status import ledger_status
 from newsletter.delivery.tokens import secret_key
 from newsletter.errors import NewsletterError, ProviderError, RecipientsRejected
+from newsletter.runtime import quiet_collector
 from newsletter.storage import open_engine
 
 __all__ = ["Progress", "SendReport", "send_issue", "settle"]
@@ -99,7 +99,7 @@ def send_issue(
                 provider=provider_name,
                 allow_changed=allow_changed,
             )
-            stack.enter_context(_quiet_collector())
+            stack.enter_context(quiet_collector())
             run = _Run(
                 settings,
                 engine,
@@ -122,22 +122,6 @@ def send_issue(
         return report
     finally:
         engine.dispose()
-
-
-@contextlib.contextmanager
-def _quiet_collector() -> Iterator[None]:
-    """Keep Python's cyclic garbage collector off the heap the send starts with.
-
-    By then the process holds everything the build imported and made (lxml, premailer,
-    Jinja2, SQLAlchemy: hundreds of thousands of objects), and every few batches the
-    collector walked all of it again, for nothing: about a tenth of a send's CPU.
-    Frozen, it looks only at what the send itself makes.
-    """
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def settle(

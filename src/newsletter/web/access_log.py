@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 log = logging.getLogger("newsletter.access")
 LONGEST_PATH = 200
 LINE = '"%s %s" %d %.1f ms'
@@ -25,34 +23,18 @@ def safe_path(path: str) -> str:
     return path if len(path) <= LONGEST_PATH else path[:LONGEST_PATH] + "..."
 
 
-class AccessLog:
-    """Logs one line per HTTP request at INFO on `newsletter.access`.
+def log_request(method: str, path: str, status: int, started: float) -> None:
+    """One line at INFO on `newsletter.access` for a request answered with `status`.
 
     The record is made directly (`makeRecord`, then `handle`): `log.info` would also walk
     the stack for the caller's file and line, which no access line shows and which cost
     more than the rest of the line. The handlers and the format stay the logging
     configuration's; the text is formatted only by a handler that writes it.
     """
+    milliseconds = (time.perf_counter() - started) * 1000
+    args = (method, safe_path(path), status, milliseconds)
+    log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, LINE, args, None))
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # unless a response starts: an exception escaped
-
-        async def noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, noting_status)
-        finally:
-            milliseconds = (time.perf_counter() - started) * 1000
-            args = (scope["method"], safe_path(scope["path"]), status, milliseconds)
-            log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, LINE, args, None))
+def logging_requests() -> bool:
+    return log.isEnabledFor(logging.INFO)

@@ -59,7 +59,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
     # The path only: a query string may hold a token.
     log.error("error answering %s %s", request.method, request.url.path, exc_info=exc)
     response = error_response(request, 500)
-    # This answer goes out through Starlette's outermost middleware, past SecurityHeaders.
+    # This answer goes out through Starlette's outermost middleware, past web.front.
     for name, value in SECURITY_HEADERS:
         response.headers[name.decode()] = value.decode()
     return response

@@ -3,7 +3,7 @@
 Forms are parsed here, strictly: the body must be UTF-8, percent escapes must decode to
 UTF-8, at most MAX_FIELDS fields, no uploaded files. Anything else is FormError, which the
 pages answer with 400 and change nothing. The body's size is capped before this
-(web.security.BodyLimit).
+(web.security.BodyCap).
 
 RFC 8058's one-click POST carries `List-Unsubscribe=One-Click`; mailbox providers send it
 form-encoded, as multipart/form-data, or as bare text with no type at all.

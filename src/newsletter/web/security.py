@@ -1,14 +1,12 @@
-"""What every response of `serve` carries and what every request may bring.
-
-Two plain ASGI middlewares (no BaseHTTPMiddleware: it costs a task per request, and the
-one-click unsubscribe must stay fast): security headers on every response, and a cap on
-the size of a request's body, refused with 413 before the app reads past it.
+"""What every response of `serve` carries and what every request may bring: security
+headers on every response, and a cap on the size of a request's body, refused with 413
+before the app reads past it. web.front applies both to every request.
 """
 
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope
 
 # No script at all; styles from the page itself (the templates and archived issues carry
 # their CSS inline); images also from https (an archived issue shows its articles'
@@ -36,46 +34,28 @@ _OURS = frozenset(name for name, _ in SECURITY_HEADERS) | {NO_STORE[0]}
 _ALL = [*SECURITY_HEADERS, NO_STORE]
 
 
-class SecurityHeaders:
-    """Adds SECURITY_HEADERS to every HTTP response (and no-store unless one says).
+def with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A response's headers with SECURITY_HEADERS (and no-store unless it says otherwise).
 
     The usual response sets none of them, and then gets the precomputed list as it is;
     only one that sets some of them itself (its own Cache-Control) is looked through.
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                if any(name.lower() in _OURS for name, _ in headers):
-                    present = {name.lower() for name, _ in headers}
-                    headers.extend(h for h in _ALL if h[0] not in present)
-                else:
-                    headers += _ALL
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    if any(name.lower() in _OURS for name, _ in headers):
+        present = {name.lower() for name, _ in headers}
+        return headers + [h for h in _ALL if h[0] not in present]
+    return headers + _ALL
 
 
-class BodyLimit:
-    """Refuses a body over its cap with 413: by its Content-Length before reading a byte,
-    else as it streams. The cap is `limit`, or a prefix's own in `by_prefix` (provider
+class BodyCap:
+    """The cap on a request's body: `limit`, or a prefix's own in `by_prefix` (provider
     webhooks send batches far larger than any form).
 
-    It raises HTTPException from `receive`, inside the app's exception handling, so the
+    Over it, 413, by its Content-Length before a byte is read, else as it streams. The
+    HTTPException is raised from `receive`, inside the app's exception handling, so the
     person sees the readable error page and nothing was changed.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, by_prefix: dict[str, int] | None = None) -> None:
-        self.app = app
+    def __init__(self, limit: int, by_prefix: dict[str, int] | None = None) -> None:
         self.limit = limit
         self.by_prefix = by_prefix or {}
 
@@ -85,10 +65,8 @@ class BodyLimit:
                 return limit
         return self.limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def receive(self, scope: Scope, receive: Receive) -> Receive:
+        """`receive`, counted where it has to be."""
         cap = self.cap(scope["path"])
         declared, framed = 0, True
         for name, value in scope.get("headers", ()):
@@ -99,8 +77,7 @@ class BodyLimit:
         if framed and declared <= cap:
             # The server reads no more body than Content-Length says (none without one):
             # nothing to count.
-            await self.app(scope, receive, send)
-            return
+            return receive
         seen = 0
 
         async def counted() -> Message:
@@ -114,4 +91,4 @@ class BodyLimit:
                     raise HTTPException(413)
             return message
 
-        await self.app(scope, counted, send)
+        return counted
