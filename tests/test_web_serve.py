@@ -71,37 +71,74 @@ def test_a_port_in_use_is_one_line(workspace: Path) -> None:
     ]
 
 
+class Served:
+    """A real `newsletter serve` process; `output` holds its stdout and stderr once stopped."""
+
+    def __init__(self, workspace: Path, *args: str) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "NEWSLETTER_SECRET_KEY": SECRET,
+            "NEWSLETTER_WORKSPACE": str(workspace),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "serve", "--port", str(self.port), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=5)
+        self.stdout = self.stderr = ""
+
+    def __enter__(self) -> httpx.Client:
+        for _ in range(200):
+            try:
+                if self.client.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        return self.client
+
+    def __exit__(self, *_: object) -> None:
+        self.client.close()
+        self.process.send_signal(signal.SIGINT)
+        self.stdout, self.stderr = self.process.communicate(timeout=20)
+        assert self.process.returncode == 0, self.stderr
+
+
 def test_the_access_log_holds_no_token_and_no_address(workspace: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_WORKSPACE": str(workspace)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=5) as client:
-            for _ in range(200):
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            assert (
-                client.get("/unsubscribe", params={"token": "SeCrEtToKeN.abc"}).status_code == 400
-            )
-            assert client.get("/ana@example.org/x").status_code == 404
-    finally:
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=20)
-    assert process.returncode == 0
+    served = Served(workspace)
+    with served as client:
+        assert client.get("/unsubscribe", params={"token": "SeCrEtToKeN.abc"}).status_code == 400
+        assert client.get("/ana@example.org/x").status_code == 404
+    stdout, stderr = served.stdout, served.stderr
     assert "SeCrEtToKeN" not in stderr + stdout and "ana@example.org" not in stderr + stdout
     assert '"GET /unsubscribe" 400' in stderr
     assert '"GET /(hidden)/x" 404' in stderr
     assert "Serving Millbrook Civic Bulletin on http://127.0.0.1:" in stdout
+
+
+def test_the_archive_can_be_served_from_another_folder(workspace: Path, tmp_path: Path) -> None:
+    """`archive --out DIR` writes it elsewhere; `serve --archive DIR` serves it from there."""
+    elsewhere = tmp_path / "public-archive"
+    elsewhere.mkdir()
+    (elsewhere / "index.html").write_text("<h1>Issues from elsewhere</h1>", encoding="utf-8")
+    with Served(workspace, "--archive", str(elsewhere)) as client:
+        answer = client.get("/archive/")
+        assert answer.status_code == 200 and "Issues from elsewhere" in answer.text
+
+
+def test_an_archive_folder_that_is_not_there_is_one_line(workspace: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder"
+    code, output = serve(
+        workspace, "--archive", str(missing), env={"NEWSLETTER_SECRET_KEY": SECRET}
+    )
+    assert code == 1
+    assert output.strip().splitlines() == [
+        f"Error: --archive: {missing} is not a folder; make it with `newsletter archive "
+        "--out DIR`, or leave --archive out to serve build/archive"
+    ]
 
 
 def test_safe_path_hides_addresses_and_cuts_long_paths() -> None:

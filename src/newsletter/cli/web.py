@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,6 +25,14 @@ def serve(
             "X-Forwarded-* headers (also NEWSLETTER_BEHIND_PROXY=1).",
         ),
     ] = False,
+    archive: Annotated[
+        Path | None,
+        typer.Option(
+            "--archive",
+            help="Serve the archive from this folder (what `archive --out DIR` wrote) "
+            "instead of build/archive/.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the subscriber pages, one-click unsubscribe, provider webhooks and the archive.
 
@@ -38,7 +47,7 @@ def serve(
     from newsletter.web.serve import serve as run
 
     settings = workspace_settings(ctx)
-    options = ServeOptions(host, port, workers, proxied(behind_proxy, os.environ))
+    options = ServeOptions(host, port, workers, proxied(behind_proxy, os.environ), archive)
     run(
         settings,
         os.environ,

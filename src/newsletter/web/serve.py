@@ -32,6 +32,7 @@ from newsletter.web.app import create_app
 
 BEHIND_PROXY_VARIABLE = "NEWSLETTER_BEHIND_PROXY"
 WORKSPACE_VARIABLE = "NEWSLETTER_WORKSPACE"
+ARCHIVE_VARIABLE = "NEWSLETTER_SERVE_ARCHIVE"  # --archive, handed to worker processes
 LOOPBACK_NAMES = ("localhost",)
 
 
@@ -41,6 +42,7 @@ class ServeOptions:
     port: int = 8000
     workers: int = 1
     behind_proxy: bool = False
+    archive: Path | None = None  # the archive's folder, if not the workspace's build/archive
 
 
 def is_loopback(host: str) -> bool:
@@ -69,6 +71,11 @@ def check_serve(settings: Settings, environ: Mapping[str, str], options: ServeOp
             f"serve speaks plain http: on {options.host} it must sit behind a TLS reverse "
             f"proxy; pass --behind-proxy (or set {BEHIND_PROXY_VARIABLE}=1) once one is "
             "in front of it, or serve on 127.0.0.1"
+        )
+    if options.archive is not None and not options.archive.is_dir():
+        raise UsageError(
+            f"--archive: {options.archive} is not a folder; make it with "
+            "`newsletter archive --out DIR`, or leave --archive out to serve build/archive"
         )
     if options.workers < 1:
         raise UsageError("--workers must be 1 or more")
@@ -105,7 +112,8 @@ def log_config() -> dict[str, object]:
 def app_from_environment() -> Starlette:
     """The app for each of several worker processes: the workspace from the environment."""
     settings = load_workspace(explicit=Path(os.environ[WORKSPACE_VARIABLE]))
-    return create_app(settings, os.environ)
+    archive = os.environ.get(ARCHIVE_VARIABLE)
+    return create_app(settings, os.environ, archive_dir=Path(archive) if archive else None)
 
 
 def serve(
@@ -126,9 +134,12 @@ def serve(
         "proxy_headers": options.behind_proxy,
     }
     if options.workers == 1:
-        uvicorn.run(create_app(settings, environ), **common)  # type: ignore[arg-type]
+        app = create_app(settings, environ, archive_dir=options.archive)
+        uvicorn.run(app, **common)  # type: ignore[arg-type]
         return
     os.environ[WORKSPACE_VARIABLE] = str(settings.root)
+    if options.archive is not None:
+        os.environ[ARCHIVE_VARIABLE] = str(options.archive.resolve())
     uvicorn.run(
         "newsletter.web.serve:app_from_environment",
         factory=True,
