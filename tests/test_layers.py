@@ -1,6 +1,6 @@
 """The package reads as the pipeline: imports point only backwards along it.
 
-    shared ground: errors, files → config → storage, workspace
+    shared ground: errors, files, runtime → config → storage, workspace
     compose → audience → delivery (providers/ inside) → web → cli
 
 Within delivery, the provider adapters know the message, never the engine; the ledger
@@ -20,6 +20,7 @@ RANKS = {
     "errors": 0,
     "files": 0,
     "__init__": 0,
+    "runtime": 0,
     "config": 1,
     "config_checks": 1,
     "storage": 2,
