@@ -19,7 +19,7 @@ from newsletter.delivery.ledger import Answer, State
 from newsletter.delivery.senders import STALE, Sender, dead_senders, senders_in_flight
 from newsletter.delivery.status import ledger_status
 from newsletter.errors import SendError
-from newsletter.storage import deliveries, open_engine, senders, transaction
+from newsletter.storage import deliveries, departures, open_engine, senders, transaction
 
 ISSUE = "2026-11-26-welcome"
 
@@ -146,7 +146,7 @@ def test_rows_of_a_dead_sender_become_uncertain(started: Engine) -> None:
     sender = Sender(started, ISSUE).__enter__()
     attempt = sender.attempt_id()
     claimed = ledger.claim(started, ISSUE, 2, attempt)
-    ledger.on_the_wire(started, claimed, attempt)
+    ledger.on_the_wire(started, ISSUE, attempt)
     unsent = ledger.claim(started, ISSUE, 1, sender.attempt_id())  # claimed, never sent
     held = senders_in_flight(started, ISSUE)
     assert held == {sender.id: 3}
@@ -167,16 +167,37 @@ def test_a_batch_older_than_the_lease_is_lost_even_if_its_sender_lives(started: 
     with Sender(started, ISSUE) as sender:
         attempt = sender.attempt_id()
         claimed = ledger.claim(started, ISSUE, 2, attempt)
-        ledger.on_the_wire(started, claimed, attempt)
+        ledger.on_the_wire(started, ISSUE, attempt)
+        assert ledger_status(started, ISSUE, 600).counts["uncertain"] == 0
         with transaction(started) as conn:
             conn.execute(
-                update(deliveries)
-                .where(deliveries.c.state == State.IN_FLIGHT)
-                .values(claimed_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=605))
+                update(departures)
+                .where(departures.c.attempt_id == attempt)
+                .values(departed_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=605))
             )
         assert ledger_status(started, ISSUE, 600).counts["uncertain"] == 2
         assert recovery.orphan(started, ISSUE, set(), 600) == (2, 0)
     assert {states(started)[c.email] for c in claimed} == {State.UNCERTAIN}
+
+
+def test_rows_an_older_version_noted_as_sent_off_still_count(started: Engine) -> None:
+    """Before migration 8 each row of a batch on the wire carried claimed_at: a database
+    upgraded in the middle of a send still knows which rows had left."""
+    sender = Sender(started, ISSUE).__enter__()
+    old, never = (
+        ledger.claim(started, ISSUE, 1, sender.attempt_id()),
+        ledger.claim(started, ISSUE, 1, sender.attempt_id()),
+    )
+    with transaction(started) as conn:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == old[0].id)
+            .values(claimed_at=dt.datetime.now(dt.UTC))
+        )
+    _die(sender)
+    assert recovery.orphan(started, ISSUE, {sender.id}, 600) == (1, 1)
+    assert states(started)[old[0].email] == State.UNCERTAIN
+    assert states(started)[never[0].email] == State.PENDING
 
 
 def test_sqlite_has_one_sender_per_issue_until_it_dies(settings: Settings) -> None:
@@ -191,7 +212,7 @@ def test_sqlite_has_one_sender_per_issue_until_it_dies(settings: Settings) -> No
 
 def test_quitting_keeps_only_what_left_uncertain(started: Engine) -> None:
     sent_off = ledger.claim(started, ISSUE, 2, "a1")
-    ledger.on_the_wire(started, sent_off, "a1")
+    ledger.on_the_wire(started, ISSUE, "a1")
     kept = ledger.claim(started, ISSUE, 2, "a2")
     recovery.abandon(started, sent_off, "a1", "quit")
     recovery.abandon(started, kept, "a2", "quit")

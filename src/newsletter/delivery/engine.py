@@ -287,7 +287,7 @@ class _Run:
             nonlocal left
             if not left:
                 with self.writing:
-                    ledger.on_the_wire(self.engine, claimed, attempt_id)
+                    ledger.on_the_wire(self.engine, self.issue, attempt_id)
                 left = True
 
         if not getattr(self.provider, "announces_departure", False):

@@ -7,8 +7,9 @@
 What becomes of rows a send lost or left behind (a dead sender's claims, uncertain
 batches, refused rows resent on request) is recovery.py's.
 
-A batch is claimed (marked in flight with an attempt id) before its HTTP call and its
-answer written after it, each in its own transaction; every write after the claim names
+A batch is claimed (marked in flight with an attempt id) before its HTTP call, noted as
+gone (on_the_wire) when its request leaves, and its answer written after it, each in its
+own transaction; every write after the claim names
 the attempt id, so a sender that lost its rows to another never overwrites them. Claims
 are one UPDATE over a subquery that skips rows other senders hold (FOR UPDATE SKIP LOCKED
 on PostgreSQL), so several senders never share a row.
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, Engine, func, insert, literal, select, text, update
+from sqlalchemy import Connection, Engine, delete, func, insert, literal, select, text, update
 
 from newsletter.audience.subscribers import audience_where
 from newsletter.compose.fields import personal
@@ -36,6 +37,7 @@ from newsletter.storage import (
     SubscriberStatus,
     bind,
     deliveries,
+    departures,
     in_list,
     now,
     sends,
@@ -339,20 +341,16 @@ def update_held(
         )
 
 
-def on_the_wire(engine: Engine, claimed: Sequence[Claimed], attempt_id: str) -> None:
-    """Note that the batch's request is about to leave: from now on a crash leaves these
+def on_the_wire(engine: Engine, issue: str, attempt_id: str) -> None:
+    """Note that the batch's request is about to leave: from now on a crash leaves its
     rows uncertain; before it, they simply go back to pending (see recovery).
 
-    Once a batch, on the hot path: plain SQL, the ids as one parameter."""
-    if not claimed:
-        return
-    ids = [c.id for c in claimed]
+    Once a batch, on the hot path: one row for the whole batch (storage.departures),
+    where a mark on each of its rows was one more UPDATE of every message's row."""
     with transaction(engine) as conn:
-        stamp = bind(conn, deliveries.c.updated_at, now())
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(sql.ON_THE_WIRE_PG, (stamp, stamp, ids, attempt_id))
-        else:
-            conn.exec_driver_sql(sql.ON_THE_WIRE, (stamp, orjson.dumps(ids).decode(), attempt_id))
+        conn.execute(
+            insert(departures).values(attempt_id=attempt_id, issue=issue, departed_at=now())
+        )
 
 
 def finish(engine: Engine, issue: str) -> bool:
@@ -365,6 +363,9 @@ def finish(engine: Engine, issue: str) -> bool:
             .where(sends.c.issue == issue, sends.c.finished_at.is_(None))
             .values(finished_at=now())
         )
+        # Nothing of the issue is in flight or uncertain any more: its batches' notes
+        # that they left have said all they can.
+        conn.execute(delete(departures).where(departures.c.issue == issue))
         return True
 
 

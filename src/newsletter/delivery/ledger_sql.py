@@ -64,10 +64,3 @@ UPDATE deliveries
   FROM json_each(?2) AS j
  WHERE deliveries.id = CAST(j.key AS INTEGER)
    AND deliveries.attempt_id = ?3 AND deliveries.state = 'in_flight'"""
-
-ON_THE_WIRE = """
-UPDATE deliveries SET claimed_at = ?1, updated_at = ?1
- WHERE id IN (SELECT value FROM json_each(?2)) AND attempt_id = ?3 AND state = 'in_flight'"""
-ON_THE_WIRE_PG = """
-UPDATE deliveries SET claimed_at = %s, updated_at = %s
- WHERE id = ANY(%s) AND attempt_id = %s AND state = 'in_flight'"""

@@ -25,13 +25,25 @@ from newsletter.delivery.ledger import (
     claimed_row,
     update_held,
 )
-from newsletter.storage import deliveries, now, transaction
+from newsletter.storage import deliveries, departures, now, transaction
 
 
 def _of(senders: Collection[str]) -> Any:
     whose = [deliveries.c.attempt_id.startswith(f"{s}.", autoescape=True) for s in senders]
     whose += [deliveries.c.attempt_id == s for s in senders]  # attempt ids of older versions
     return or_(*whose) if whose else false()
+
+
+def _left(before: dt.datetime | None = None) -> Any:
+    """Rows whose batch's request had left (before `before`, if given): noted once a
+    batch in `departures`, or on the row itself (claimed_at) by older versions of the
+    ledger and by reclaim."""
+    batches = select(departures.c.attempt_id)
+    row: Any = deliveries.c.claimed_at.is_not(None)
+    if before is not None:
+        batches = batches.where(departures.c.departed_at <= before)
+        row = deliveries.c.claimed_at <= before
+    return or_(row, deliveries.c.attempt_id.in_(batches))
 
 
 def stale_claims(issue: str, senders: Collection[str], lease: float) -> Any:
@@ -41,8 +53,8 @@ def stale_claims(issue: str, senders: Collection[str], lease: float) -> Any:
     return and_(
         deliveries.c.issue == issue,
         deliveries.c.state == State.IN_FLIGHT,
-        deliveries.c.claimed_at.is_not(None),
-        or_(deliveries.c.claimed_at <= cutoff, _of(senders)),
+        _left(),
+        or_(_left(cutoff), _of(senders)),
     )
 
 
@@ -51,7 +63,7 @@ def unsent_claims(issue: str, senders: Collection[str]) -> Any:
     return and_(
         deliveries.c.issue == issue,
         deliveries.c.state == State.IN_FLIGHT,
-        deliveries.c.claimed_at.is_(None),
+        ~_left(),
         _of(senders),
     )
 
@@ -85,7 +97,7 @@ def orphan(engine: Engine, issue: str, senders: Collection[str], lease: float) -
 
 def abandon(engine: Engine, claimed: Sequence[Claimed], attempt_id: str, reason: str) -> None:
     """Quitting with these rows held: uncertain if their request had left, else pending."""
-    never_left = deliveries.c.claimed_at.is_(None)
+    never_left = ~_left()
     update_held(
         engine, claimed, attempt_id, where=[never_left], state=State.PENDING,
         attempt=deliveries.c.attempt - 1,

@@ -19,7 +19,7 @@ from newsletter.storage.database import (
     safe_url,
     transaction,
 )
-from newsletter.storage.liveness import senders
+from newsletter.storage.liveness import departures, senders
 from newsletter.storage.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
 from newsletter.storage.schema import (
     DELIVERY_STATES,
@@ -68,6 +68,7 @@ __all__ = [
     "safe_url",
     "schema_migrations",
     "senders",
+    "departures",
     "sends",
     "subscriber_tags",
     "subscribers",

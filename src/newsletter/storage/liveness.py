@@ -1,4 +1,5 @@
-"""Who is sending: one row per running `newsletter send`, so that senders know each other.
+"""Who is sending: one row per running `newsletter send`, so that senders know each other;
+and which of their batches have left: one row per batch whose request went out.
 
 A sender's rows in the ledger carry its id at the head of their attempt id. Whether it is
 alive is asked of the database itself, never of a clock on another machine: on SQLite
@@ -44,3 +45,32 @@ def senders_table(conn: Connection) -> None:
     """Senders register themselves, so liveness comes from the database, not a lease."""
     conn.exec_driver_sql(_SENDERS_TABLE[conn.dialect.name])
     conn.exec_driver_sql("CREATE INDEX senders_issue ON senders (issue)")
+
+
+# A batch whose request has left (delivery.ledger.on_the_wire): one row per batch, where a
+# column on each of its rows cost every message of a send one more UPDATE of its row.
+departures = Table(
+    "departures",
+    metadata,
+    Column("attempt_id", String(64), primary_key=True),
+    Column("issue", String(200), nullable=False),
+    Column("departed_at", Time, nullable=False),
+)
+
+_DEPARTURES_TABLE_SQLITE = """
+CREATE TABLE departures (
+    attempt_id VARCHAR(64) NOT NULL,
+    issue VARCHAR(200) NOT NULL,
+    departed_at DATETIME NOT NULL,
+    PRIMARY KEY (attempt_id)
+)"""
+_DEPARTURES_TABLE = {
+    "sqlite": _DEPARTURES_TABLE_SQLITE,
+    "postgresql": _DEPARTURES_TABLE_SQLITE.replace("DATETIME", "TIMESTAMP WITH TIME ZONE"),
+}
+
+
+def departures_table(conn: Connection) -> None:
+    """A batch on the wire is noted once, in its own row, not on each of its rows (rows
+    already noted, through deliveries.claimed_at, keep saying so)."""
+    conn.exec_driver_sql(_DEPARTURES_TABLE[conn.dialect.name])

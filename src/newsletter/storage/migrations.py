@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, func, insert, inspect, select
 
 from newsletter.errors import ConfigError
 from newsletter.storage.address_keys import address_keys
-from newsletter.storage.liveness import senders_table
+from newsletter.storage.liveness import departures_table, senders_table
 from newsletter.storage.schema import now, schema_migrations
 
 # The table that records the others, made before anything can be recorded in it.
@@ -336,6 +336,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "the ledger indexes only the rows still to send", pending_index),
     (6, "confirmation requests of double opt-in", confirmations_table),
     (7, "events say which issue they were about and what they changed", event_outcomes),
+    (8, "a batch on the wire is noted once, not on each of its rows", departures_table),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
