@@ -35,10 +35,14 @@ CREATE TABLE senders (
     heartbeat_at DATETIME NOT NULL,
     PRIMARY KEY (id)
 )"""
-_SENDERS_TABLE = {
-    "sqlite": _SENDERS_TABLE_SQLITE,
-    "postgresql": _SENDERS_TABLE_SQLITE.replace("DATETIME", "TIMESTAMP WITH TIME ZONE"),
-}
+
+
+def _each_dialect(sqlite: str) -> dict[str, str]:
+    """A table's DDL as written for SQLite, and for PostgreSQL (times keep their zone)."""
+    return {"sqlite": sqlite, "postgresql": sqlite.replace("DATETIME", "TIMESTAMP WITH TIME ZONE")}
+
+
+_SENDERS_TABLE = _each_dialect(_SENDERS_TABLE_SQLITE)
 
 
 def senders_table(conn: Connection) -> None:
@@ -64,10 +68,7 @@ CREATE TABLE departures (
     departed_at DATETIME NOT NULL,
     PRIMARY KEY (attempt_id)
 )"""
-_DEPARTURES_TABLE = {
-    "sqlite": _DEPARTURES_TABLE_SQLITE,
-    "postgresql": _DEPARTURES_TABLE_SQLITE.replace("DATETIME", "TIMESTAMP WITH TIME ZONE"),
-}
+_DEPARTURES_TABLE = _each_dialect(_DEPARTURES_TABLE_SQLITE)
 
 
 def departures_table(conn: Connection) -> None:
