@@ -149,9 +149,6 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # No log line of ours shows the thread or the process, and looking them up for
-        # every record (the access log's) was a tenth of a one-click unsubscribe's CPU.
-        logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
         resender = asyncio.create_task(resend_confirmations(mailer, RESEND_EVERY))
         try:
             with quiet_collector():
