@@ -274,13 +274,18 @@ def record(engine: Engine, answers: Sequence[Answer], attempt_id: str) -> None:
         elif sql.UPDATE_FROM:
             # Most answers of most batches say "sent, under this id": those go as one JSON
             # object of id -> message id, which SQLite reads without a json_extract a row.
-            sent = {str(i): m for i, s, m, e in rows if s == "sent" and e is None}
+            sent: dict[str, str | None] = {}
+            rest = []
+            for row in rows:
+                if row[1] == "sent" and row[3] is None:
+                    sent[str(row[0])] = row[2]
+                else:
+                    rest.append(row)
             if sent:
                 conn.exec_driver_sql(
                     sql.RECORD_SENT, (when, orjson.dumps(sent).decode(), attempt_id)
                 )
-            if len(sent) < len(rows):
-                rest = [row for row in rows if str(row[0]) not in sent]
+            if rest:
                 conn.exec_driver_sql(
                     sql.RECORD["sqlite"], (when, orjson.dumps(rest).decode(), attempt_id)
                 )
