@@ -9,13 +9,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 import newsletter.storage
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, StorageError
-from newsletter.storage import now, open_engine, sends, transaction
+from newsletter.storage import HeldConnection, now, open_engine, sends, transaction
 
 # What the pipeline imported from newsletter.storage when it was one module; it still can.
 NAMES = """
@@ -55,3 +55,24 @@ def test_a_url_that_is_no_url_is_a_config_error(settings: Settings) -> None:
     with pytest.raises(ConfigError, match="^database.url is not a database URL$") as info:
         open_engine(bad)
     assert isinstance(info.value.__cause__, ArgumentError)
+
+
+def test_a_held_connection_is_reused_by_transactions_until_one_fails(engine: Engine) -> None:
+    held = HeldConnection(engine)
+    row = dict(issue="held", content_hash="h", provider="outbox", created_at=now())
+    with transaction(held) as first:
+        first.execute(insert(sends).values(row))
+    with transaction(held) as second:
+        assert second is first  # kept open: no pool round trip for the next group
+        assert second.execute(select(sends.c.issue)).scalars().all() == ["held"]
+    with pytest.raises(StorageError, match=r"^database error: .*(UNIQUE|unique)"):
+        with transaction(held) as conn:
+            conn.execute(insert(sends).values(dict(row, provider="second")))
+    assert first.closed  # a connection whose transaction failed is not kept
+    with transaction(held) as third:
+        assert third is not first
+        # The failed transaction was rolled back; the first commit stands.
+        assert third.execute(select(sends.c.provider)).scalars().all() == ["outbox"]
+    held.close()
+    assert third.closed
+    held.close()  # twice is harmless (the app's shutdown after a failed start)

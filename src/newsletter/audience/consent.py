@@ -25,12 +25,10 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    bindparam,
     delete,
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -40,10 +38,13 @@ from newsletter.audience.erasure import is_erased
 from newsletter.audience.subscribers import Subscriber, clean_name, get_subscriber_by_id
 from newsletter.errors import SubscriberError
 from newsletter.storage import (
-    Id,
+    IN_LIST,
+    Database,
     SubscriberStatus,
-    Time,
+    bind,
     confirmations,
+    driver_rows,
+    list_param,
     now,
     stored,
     subscriber_tags,
@@ -261,17 +262,16 @@ def confirm(
         return Confirmed.ACTIVE
 
 
-# Built once, as plain SQL: RFC 8058 one-click runs them for every request, and building
-# an UPDATE with an IN list costs SQLAlchemy more than SQLite takes to run it. RETURNING
-# says which rows each one changed (SQLite 3.35 and later, PostgreSQL).
-_LEAVE = text(
-    "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = :stamp,"
-    " updated_at = :stamp WHERE id IN :ids AND status IN ('active', 'pending') RETURNING id"
-).bindparams(bindparam("stamp", type_=Time), bindparam("ids", type_=Id, expanding=True))
+# Plain SQL on the driver's cursor (storage.driver_rows): RFC 8058 one-click runs them for
+# every request, and SQLAlchemy's rendering of an IN list and its result object cost more
+# than SQLite takes to run them. RETURNING says which rows each one changed (SQLite 3.35
+# and later, PostgreSQL). `{ids}` is storage.IN_LIST; the ids go in as one parameter.
+_LEAVE = (
+    "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, updated_at = ?"
+    " WHERE id {ids} AND status IN ('active', 'pending') RETURNING id"
+)
 # Asked to leave again: that is the latest word, later than any link to come back.
-_LEAVE_AGAIN = text(
-    "UPDATE subscribers SET unsubscribed_at = :stamp WHERE id IN :ids RETURNING id"
-).bindparams(bindparam("stamp", type_=Time), bindparam("ids", type_=Id, expanding=True))
+_LEAVE_AGAIN = "UPDATE subscribers SET unsubscribed_at = ? WHERE id {ids} RETURNING id"
 
 
 def unsubscribe(engine: Engine, subscriber_id: int) -> Left:
@@ -284,7 +284,7 @@ def unsubscribe(engine: Engine, subscriber_id: int) -> Left:
     return unsubscribe_many(engine, [subscriber_id])[0]
 
 
-def unsubscribe_many(engine: Engine, subscriber_ids: Sequence[int]) -> list[Left]:
+def unsubscribe_many(engine: Database, subscriber_ids: Sequence[int]) -> list[Left]:
     """Several subscribers leave in one transaction: what `serve` gathers from the
     one-click requests of a moment, so that a thousand a second are a few commits.
 
@@ -293,12 +293,17 @@ def unsubscribe_many(engine: Engine, subscriber_ids: Sequence[int]) -> list[Left
     """
     if not subscriber_ids:
         return []
-    stamp = now()
     with transaction(engine) as conn:
         ids = list(dict.fromkeys(subscriber_ids))
-        left = set(conn.scalars(_LEAVE, {"ids": ids, "stamp": stamp}))
+        stamp = bind(conn, subscribers.c.updated_at, now())
+        listed = IN_LIST[conn.dialect.name]
+        leave = _LEAVE.format(ids=listed)
+        left = {row[0] for row in driver_rows(conn, leave, (stamp, stamp, list_param(conn, ids)))}
         rest = [i for i in ids if i not in left]
-        already = set(conn.scalars(_LEAVE_AGAIN, {"ids": rest, "stamp": stamp})) if rest else set()
+        already = set()
+        if rest:
+            again = _LEAVE_AGAIN.format(ids=listed)
+            already = {row[0] for row in driver_rows(conn, again, (stamp, list_param(conn, rest)))}
     answers = []
     for subscriber_id in subscriber_ids:
         if subscriber_id in left:

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select, text, tuple_
 from newsletter.audience.addresses import address_key
 from newsletter.audience.subscribers import iso_time
 from newsletter.storage import (
+    Database,
     Time,
     bulk_insert,
     deliveries,
@@ -120,7 +121,7 @@ def record_reports(engine: Engine, reports: Sequence[Report], soft: SoftBounces)
 
 
 def record_report_groups(
-    engine: Engine, groups: Sequence[Sequence[Report]], *, soft: SoftBounces
+    engine: Database, groups: Sequence[Sequence[Report]], *, soft: SoftBounces
 ) -> list[list[Outcome]]:
     """The reports of several webhook requests in one transaction (serve commits the
     requests of a moment together); for each group, its outcomes as record_reports

@@ -11,8 +11,19 @@ Opening a database brings its schema up to date; a database from a newer program
 refused rather than guessed at. Import the names from here, not from the parts.
 """
 
-from newsletter.storage.bulk import bind, bulk_insert, driver_sql, in_list, insert_ignore
+from newsletter.storage.bulk import (
+    IN_LIST,
+    bind,
+    bulk_insert,
+    driver_rows,
+    driver_sql,
+    in_list,
+    insert_ignore,
+    list_param,
+)
 from newsletter.storage.database import (
+    Database,
+    HeldConnection,
     engine_for,
     engine_url,
     open_engine,
@@ -43,10 +54,13 @@ from newsletter.storage.schema import (
 
 __all__ = [
     "DELIVERY_STATES",
+    "IN_LIST",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "STATUSES",
+    "Database",
     "DeliveryState",
+    "HeldConnection",
     "Id",
     "SubscriberStatus",
     "Time",
@@ -54,12 +68,14 @@ __all__ = [
     "bulk_insert",
     "confirmations",
     "deliveries",
+    "driver_rows",
     "driver_sql",
     "engine_for",
     "engine_url",
     "events",
     "in_list",
     "insert_ignore",
+    "list_param",
     "metadata",
     "migrate",
     "now",

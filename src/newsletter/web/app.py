@@ -37,7 +37,7 @@ from starlette.types import Scope
 from newsletter.config import Settings
 from newsletter.delivery.tokens import secret_key
 from newsletter.runtime import quiet_collector
-from newsletter.storage import open_engine
+from newsletter.storage import HeldConnection, open_engine
 from newsletter.web.archive import default_archive_dir
 from newsletter.web.confirmations import ConfirmationMailer
 from newsletter.web.errors import http_error, server_error
@@ -144,8 +144,10 @@ def create_app(
     pages = Pages(settings)
     mailer = ConfirmationMailer(settings, engine, environ, secret)
     # One thread writes what requests commit in groups (web.group_commit): one-click
-    # unsubscribes and webhook events. One, because SQLite takes one writer at a time.
+    # unsubscribes and webhook events. One, because SQLite takes one writer at a time;
+    # it keeps its connection open between groups.
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsletter-writer")
+    writes = HeldConnection(engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -158,13 +160,14 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await resender
             writer.shutdown(wait=True)
+            writes.close()
             mailer.close()
             engine.dispose()
 
     # The busiest first: the router tries each route in turn.
     routes: list[BaseRoute] = [
         *unsubscribe_routes(),
-        Mount("/webhooks", routes=webhook_routes(settings, engine, environ, writer)),
+        Mount("/webhooks", routes=webhook_routes(settings, writes, environ, writer)),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/", subscribe_form, methods=["GET", "HEAD"]),
         *subscribe_routes(),
@@ -188,5 +191,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.pages = pages
-    app.state.public = Public(settings, engine, secret, pages, RateLimiter(), mailer, writer)
+    app.state.public = Public(
+        settings, engine, secret, pages, RateLimiter(), mailer, writer, writes
+    )
     return app

@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse
 from newsletter.audience.consent import Left, unsubscribe_many
 from newsletter.config import Settings
 from newsletter.delivery.tokens import LONGEST_TOKEN, read_subscriber_token
+from newsletter.storage import Database
 from newsletter.web.confirmations import ConfirmationMailer
 from newsletter.web.group_commit import GroupCommit
 from newsletter.web.limits import RateLimiter, client_of
@@ -55,12 +56,15 @@ class Public:
     limiter: RateLimiter
     mailer: ConfirmationMailer
     writer: Executor | None = None  # the thread for the database writes of requests
+    writes: Database | None = None  # the connection that thread keeps (else the engine's)
     leaving: GroupCommit[int, Left] = field(init=False)
 
     def __post_init__(self) -> None:
         # Unsubscribes, one-click above all, are committed in groups (web.group_commit).
         self.leaving = GroupCommit(
-            partial(unsubscribe_many, self.engine), self.writer, gather=LEAVING_GATHER
+            partial(unsubscribe_many, self.writes or self.engine),
+            self.writer,
+            gather=LEAVING_GATHER,
         )
 
     async def leave(self, subscriber_id: int) -> Left:

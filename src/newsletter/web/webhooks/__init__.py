@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from concurrent.futures import Executor
 from functools import partial
 
-from sqlalchemy import Engine
 from starlette.routing import BaseRoute, Route
 
 from newsletter.audience.feedback import Outcome, Report, SoftBounces, record_report_groups
 from newsletter.config import Settings
+from newsletter.storage import Database
 from newsletter.web.group_commit import GroupCommit
 from newsletter.web.webhooks import mailgun, postmark, resend, sendgrid
 from newsletter.web.webhooks.auth import BasicAuth
@@ -59,7 +59,7 @@ GATHER_EVENTS = 100
 
 def webhook_routes(
     settings: Settings,
-    engine: Engine,
+    engine: Database,
     environ: Mapping[str, str],
     writer: Executor | None = None,
 ) -> list[BaseRoute]:
