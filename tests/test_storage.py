@@ -7,6 +7,8 @@ Every database failure is one line for the user, chained to the driver's error s
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
+import time
 
 import pytest
 from sqlalchemy import Engine, insert, select
@@ -76,3 +78,29 @@ def test_a_held_connection_is_reused_by_transactions_until_one_fails(engine: Eng
     held.close()
     assert third.closed
     held.close()  # twice is harmless (the app's shutdown after a failed start)
+
+
+def test_a_connection_that_must_not_wait_fails_at_once_on_a_locked_database(
+    settings: Settings,
+) -> None:
+    engine = open_engine(settings)  # SQLite: the lock is the database file's
+    other = sqlite3.connect(engine.url.database or "", isolation_level=None)
+    held = HeldConnection(engine, wait=False)
+    row = dict(issue="x", content_hash="h", provider="outbox", created_at=now())
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="locked"):
+            with transaction(held) as conn:
+                conn.execute(insert(sends).values(row))
+        assert time.monotonic() - started < 2  # not the 30 s every other connection waits
+        other.execute("ROLLBACK")
+        with transaction(held) as conn:
+            conn.execute(insert(sends).values(row))
+        # Its setting stayed its own: the pool's connections still wait.
+        with engine.connect() as pooled:
+            assert pooled.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    finally:
+        held.close()
+        other.close()
+        engine.dispose()

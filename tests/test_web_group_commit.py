@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,6 +108,40 @@ def test_nothing_is_answered_before_its_write_returns() -> None:
         assert await task == 1 and written == [1]
 
     asyncio.run(scenario())
+
+
+def test_a_group_written_at_once_stays_on_the_event_loop() -> None:
+    threads: list[int] = []
+
+    def at_once(items: list[int]) -> list[int]:
+        threads.append(threading.get_ident())
+        return [item * 10 for item in items]
+
+    def write(items: list[int]) -> list[int]:
+        raise AssertionError("the worker thread was not needed")
+
+    async def scenario() -> list[object]:
+        commit = GroupCommit(write, at_once=at_once)
+        answers = await submit_all(commit, list(range(30)))
+        assert set(threads) == {threading.get_ident()}  # the loop's own thread
+        return answers
+
+    assert asyncio.run(scenario()) == [i * 10 for i in range(30)]
+
+
+def test_a_group_that_cannot_be_written_at_once_goes_to_the_thread() -> None:
+    tried: list[list[int]] = []
+
+    def at_once(items: list[int]) -> list[int]:
+        tried.append(list(items))
+        raise RuntimeError("database is locked")
+
+    write = Recorder(bad={7})
+    answers = asyncio.run(submit_all(GroupCommit(write, at_once=at_once), list(range(20))))
+    assert isinstance(answers[7], RuntimeError)  # the thread's way: the bad one alone fails
+    assert [a for n, a in enumerate(answers) if n != 7] == [i * 10 for i in range(20) if i != 7]
+    assert sorted(i for group in tried for i in group) == list(range(20))
+    assert [7] in write.groups
 
 
 # --- unsubscribe_many: the one-click group's transaction ------------------------------------
@@ -233,6 +269,37 @@ def test_many_one_clicks_at_once_are_all_committed_before_their_200(
         with engine.connect() as conn:
             left = conn.scalar(select(func.count()).where(subscribers.c.status == "unsubscribed"))
         assert left == 60
+
+
+def test_a_one_click_waits_in_the_thread_while_another_process_writes(
+    public_settings: Settings,
+) -> None:
+    """The event loop never waits for SQLite's lock: while another connection holds it,
+    the one-click is written by the thread once it is free, and pages are served meanwhile."""
+    app = create_app(public_settings, ENVIRON)
+    engine = app.state.engine
+    ana = add_subscriber(engine, "ana@example.org").id
+    other = sqlite3.connect(engine.url.database, isolation_level=None)
+    path = f"/unsubscribe?token={unsubscribe_token(ana, ISSUE, SECRET)}"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        other.execute("BEGIN IMMEDIATE")  # another process writing: a send, say
+        answer: list[int] = []
+        click = threading.Thread(
+            target=lambda: answer.append(
+                client.post(path, content=b"List-Unsubscribe=One-Click", headers=form).status_code
+            )
+        )
+        click.start()
+        started = time.monotonic()
+        while time.monotonic() - started < 0.5:
+            assert client.get("/healthz").status_code == 200  # the loop is not stuck
+        assert answer == []  # nothing answered before its commit
+        other.execute("ROLLBACK")
+        click.join(10)
+        assert answer == [200]
+        assert get_subscriber(engine, "ana@example.org").status == "unsubscribed"  # type: ignore[union-attr]
+    other.close()
 
 
 def test_many_single_webhook_events_at_once_are_all_stored(public_settings: Settings) -> None:

@@ -148,6 +148,10 @@ def create_app(
     # it keeps its connection open between groups.
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsletter-writer")
     writes = HeldConnection(engine)
+    # SQLite: a group is first tried on the event loop, with a connection that never
+    # waits for the lock (web.group_commit). PostgreSQL would have the loop wait on the
+    # network; there the thread does it all.
+    at_once = HeldConnection(engine, wait=False) if engine.dialect.name == "sqlite" else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -161,6 +165,8 @@ def create_app(
                 await resender
             writer.shutdown(wait=True)
             writes.close()
+            if at_once is not None:
+                at_once.close()
             mailer.close()
             engine.dispose()
 
@@ -192,6 +198,6 @@ def create_app(
     app.state.engine = engine
     app.state.pages = pages
     app.state.public = Public(
-        settings, engine, secret, pages, RateLimiter(), mailer, writer, writes
+        settings, engine, secret, pages, RateLimiter(), mailer, writer, writes, at_once
     )
     return app

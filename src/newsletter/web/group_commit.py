@@ -11,7 +11,12 @@ a commit costs SQLite some hundreds of microseconds of CPU whatever it holds, so
 moderate rate (a thousand a second) is written in groups, for a few ms more an answer.
 
 The transaction runs in a worker thread, so the event loop keeps serving pages while the
-database waits for a lock (a `send` running beside `serve`). When a group's transaction
+database waits for a lock (a `send` running beside `serve`). A GroupCommit may also be
+given a write to try first on the event loop's own thread, one that never waits for a
+lock (SQLite with no busy timeout): under load, handing each group to the thread and its
+answers back, with the two threads taking turns at the interpreter, cost a one-click
+unsubscribe more than its UPDATE. If that write fails for any reason (another process is
+writing), the group goes to the thread as before. When a group's transaction
 fails, each request's writes are tried again alone, so one bad request fails only itself
 and the others are still answered as if they had come alone; unless the database itself
 failed (locked or gone), which fails the whole group at once.
@@ -48,7 +53,8 @@ class GroupCommit(Generic[Item, Answer]):
     events); a group waits up to `gather` seconds for more first, until `enough`
     requests or `enough_weight` wait. All groups
     go through `executor`; one worker thread for every GroupCommit of an app keeps
-    SQLite's single writer from waiting on itself.
+    SQLite's single writer from waiting on itself. `at_once`, when given, is tried on the
+    event loop first and must not wait (see the module docstring).
     """
 
     def __init__(
@@ -61,8 +67,10 @@ class GroupCommit(Generic[Item, Answer]):
         gather: float = 0.002,
         enough: int = 8,
         enough_weight: int | None = None,
+        at_once: Callable[[list[Item]], Sequence[Answer]] | None = None,
     ) -> None:
         self.write = write
+        self.at_once = at_once
         self.executor = executor
         self.most = most
         self.weight = weight
@@ -118,15 +126,17 @@ class GroupCommit(Generic[Item, Answer]):
             await self._gather()
             group = self._next_group()
             items = [item for item, _ in group]
-            try:
-                answers = await loop.run_in_executor(self.executor, self._write_each, items)
-            except asyncio.CancelledError:  # the server is stopping
-                for _, future in group + self._waiting:
-                    future.cancel()
-                self._waiting = []
-                raise
-            except Exception as exc:  # noqa: BLE001 - the executor is shut down
-                answers = [_Failed(exc)] * len(group)
+            answers = self._write_at_once(items)
+            if answers is None:
+                try:
+                    answers = await loop.run_in_executor(self.executor, self._write_each, items)
+                except asyncio.CancelledError:  # the server is stopping
+                    for _, future in group + self._waiting:
+                        future.cancel()
+                    self._waiting = []
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the executor is shut down
+                    answers = [_Failed(exc)] * len(group)
             for (_, future), answer in zip(group, answers, strict=True):
                 if future.done():  # its request went away; the write stands
                     continue
@@ -134,6 +144,16 @@ class GroupCommit(Generic[Item, Answer]):
                     future.set_exception(answer.error)
                 else:
                     future.set_result(answer)
+
+    def _write_at_once(self, items: list[Item]) -> list[Answer | _Failed] | None:
+        """On the event loop: the group by `at_once`, or None for the worker thread to
+        write it (no `at_once`, or it failed: its transaction was rolled back)."""
+        if self.at_once is None:
+            return None
+        try:
+            return list(self.at_once(items))
+        except Exception:  # noqa: BLE001 - locked, or worse: the thread's way tells which
+            return None
 
     def _write_each(self, items: list[Item]) -> list[Answer | _Failed]:
         """In the worker thread: the group in one transaction, or each item alone."""

@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse
 from newsletter.audience.consent import Left, unsubscribe_many
 from newsletter.config import Settings
 from newsletter.delivery.tokens import LONGEST_TOKEN, read_subscriber_token
-from newsletter.storage import Database
+from newsletter.storage import Database, HeldConnection
 from newsletter.web.confirmations import ConfirmationMailer
 from newsletter.web.group_commit import GroupCommit
 from newsletter.web.limits import RateLimiter, client_of
@@ -57,6 +57,9 @@ class Public:
     mailer: ConfirmationMailer
     writer: Executor | None = None  # the thread for the database writes of requests
     writes: Database | None = None  # the connection that thread keeps (else the engine's)
+    # A connection that never waits for a lock, for writing on the event loop itself when
+    # nobody else is writing (SQLite; web.group_commit).
+    at_once: HeldConnection | None = None
     leaving: GroupCommit[int, Left] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +68,7 @@ class Public:
             partial(unsubscribe_many, self.writes or self.engine),
             self.writer,
             gather=LEAVING_GATHER,
+            at_once=partial(unsubscribe_many, self.at_once) if self.at_once else None,
         )
 
     async def leave(self, subscriber_id: int) -> Left:
