@@ -33,12 +33,15 @@ from newsletter.compose.personalize import NO_FIELDS
 from newsletter.delivery import ledger_sql as sql
 from newsletter.errors import SendError
 from newsletter.storage import (
+    IN_LIST,
     DeliveryState,
     SubscriberStatus,
     bind,
     deliveries,
     departures,
+    driver_rows,
     in_list,
+    list_param,
     now,
     sends,
     subscribers,
@@ -222,18 +225,12 @@ def _claim_once(
         params = (attempt_id, stamp, issue, max_attempts, size)
     # The driver's own cursor, in this transaction: plain tuples, no result rows made
     # per row (a tenth of the claim's CPU).
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql.CLAIM[conn.dialect.name], params)
-        taken = cursor.fetchall()
-        who = [row[1] for row in taken if row[1] is not None]
-        if conn.dialect.name == "postgresql":
-            cursor.execute(sql.SUBSCRIBERS_PG, (who,))
-        else:
-            cursor.execute(sql.SUBSCRIBERS, (orjson.dumps(who).decode(),))
-        now_as = {row[0]: row[1:] for row in cursor.fetchall()}
-    finally:
-        cursor.close()
+    taken = driver_rows(conn, sql.CLAIM[conn.dialect.name], params)
+    who = [row[1] for row in taken if row[1] is not None]
+    subscribers_now = sql.SUBSCRIBERS.format(ids=IN_LIST[conn.dialect.name])
+    now_as = {
+        row[0]: row[1:] for row in driver_rows(conn, subscribers_now, (list_param(conn, who),))
+    }
     kept, left = [], []
     active = SubscriberStatus.ACTIVE.value
     for row_id, subscriber_id, email, attempt in sorted(taken, key=_first):

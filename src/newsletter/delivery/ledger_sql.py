@@ -31,9 +31,8 @@ RETURNING id, subscriber_id, email, attempt""",
 }
 # Whether each claimed row's subscriber is still active, under which name and with which
 # fields, as of now: one look-up by primary key a row.
-SUBSCRIBERS = """
-SELECT id, status, name, fields FROM subscribers WHERE id IN (SELECT value FROM json_each(?))"""
-SUBSCRIBERS_PG = "SELECT id, status, name, fields FROM subscribers WHERE id = ANY(%s)"
+# `{ids}` is storage.IN_LIST (the ids as one parameter).
+SUBSCRIBERS = "SELECT id, status, name, fields FROM subscribers WHERE id {ids}"
 
 UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33)
 RECORD = {
