@@ -34,7 +34,7 @@ from newsletter.config import Settings, load_settings
 from newsletter.delivery.tokens import unsubscribe_token
 from newsletter.storage import events, now, subscribers
 from newsletter.web.app import create_app
-from newsletter.web.group_commit import GroupCommit
+from newsletter.web.group_commit import AT_ONCE_MOST, GroupCommit
 from newsletter.web.security import CONTENT_SECURITY_POLICY
 
 ISSUE = "2026-11-26-welcome"
@@ -127,6 +127,21 @@ def test_a_group_written_at_once_stays_on_the_event_loop() -> None:
         return answers
 
     assert asyncio.run(scenario()) == [i * 10 for i in range(30)]
+
+
+def test_a_large_group_goes_to_the_thread_so_the_loop_never_holds_still_long() -> None:
+    at_once_groups: list[int] = []
+
+    def at_once(items: list[int]) -> list[int]:
+        at_once_groups.append(len(items))
+        return [item * 10 for item in items]
+
+    write = Recorder()
+    many = AT_ONCE_MOST * 3
+    answers = asyncio.run(submit_all(GroupCommit(write, at_once=at_once), list(range(many))))
+    assert answers == [i * 10 for i in range(many)]
+    assert all(size <= AT_ONCE_MOST for size in at_once_groups)
+    assert any(len(group) > AT_ONCE_MOST for group in write.groups)
 
 
 def test_a_group_that_cannot_be_written_at_once_goes_to_the_thread() -> None:

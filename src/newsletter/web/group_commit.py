@@ -16,7 +16,8 @@ given a write to try first on the event loop's own thread, one that never waits 
 lock (SQLite with no busy timeout): under load, handing each group to the thread and its
 answers back, with the two threads taking turns at the interpreter, cost a one-click
 unsubscribe more than its UPDATE. If that write fails for any reason (another process is
-writing), the group goes to the thread as before. When a group's transaction
+writing), the group goes to the thread as before, and so does a group of more than
+AT_ONCE_MOST requests, so the loop never holds still for long. When a group's transaction
 fails, each request's writes are tried again alone, so one bad request fails only itself
 and the others are still answered as if they had come alone; unless the database itself
 failed (locked or gone), which fails the whole group at once.
@@ -35,6 +36,10 @@ from typing import Generic, TypeVar
 from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger("newsletter.web")
+
+# The largest group written on the event loop (a few ms at most); larger ones go to the
+# thread. Under the one-click load of benchmarks/serve.py groups are far smaller.
+AT_ONCE_MOST = 64
 
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
@@ -147,8 +152,8 @@ class GroupCommit(Generic[Item, Answer]):
 
     def _write_at_once(self, items: list[Item]) -> list[Answer | _Failed] | None:
         """On the event loop: the group by `at_once`, or None for the worker thread to
-        write it (no `at_once`, or it failed: its transaction was rolled back)."""
-        if self.at_once is None:
+        write it (no `at_once`, a group too large, or it failed: rolled back)."""
+        if self.at_once is None or len(items) > AT_ONCE_MOST:
             return None
         try:
             return list(self.at_once(items))
