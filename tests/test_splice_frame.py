@@ -3,9 +3,13 @@ and what goes on the wire is byte for byte what encoding each item would give.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from newsletter.compose.render import Rendered
 from newsletter.config import Settings
@@ -18,6 +22,7 @@ from newsletter.delivery.providers.resend import build_request as resend_request
 
 from fake_provider.recorder import Recorder, client
 
+REPO_WORKSPACE = Path(__file__).resolve().parents[1]
 NONCE = "00112233445566778899"
 T = f"x-newsletter-{NONCE}"
 CITY = f"{T}:f.city.{'your “area”'.encode().hex()}."
@@ -80,3 +85,28 @@ def test_the_frame_is_used_and_made_once(settings: Settings) -> None:
     assert frame is not None and frame.works
     assert splicer.encode(batch, item, "HtmlBody", "TextBody") == first
     assert splicer._frame is frame
+
+
+@given(
+    st.text(max_size=30),
+    st.dictionaries(st.sampled_from(["city", "level"]), st.text(max_size=30), max_size=2),
+)
+def test_any_name_and_fields_go_on_the_wire_as_encoding_each_item_gives(
+    name: str, fields: dict[str, str]
+) -> None:
+    from newsletter.config import load_settings
+    from newsletter.delivery.providers._splice import Splicer
+    from newsletter.delivery.providers.postmark import build_item
+
+    settings = load_settings(REPO_WORKSPACE, environ={})
+    addresser = Addresser(settings, "2026-11-26-welcome", RENDERED, "s" * 32)
+    batch = [
+        addresser.message(0, "r0@example.org", "Ann", {"city": "Leeds"}),
+        addresser.message(1, "r1@example.org", name, fields),
+    ]
+
+    def item(m, n):  # type: ignore[no-untyped-def]
+        return build_item(m, "broadcast", bodies=False)
+
+    encoded = Splicer().encode(batch, item, "HtmlBody", "TextBody")
+    assert encoded == orjson.dumps(postmark_request(batch, "broadcast"))
