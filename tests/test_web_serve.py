@@ -18,6 +18,8 @@ from web_support import SECRET
 from newsletter.cli import app
 from newsletter.web.access_log import safe_path
 
+ONE_CLICK = b"List-Unsubscribe=One-Click"
+
 runner = CliRunner()
 
 
@@ -74,7 +76,8 @@ def test_a_port_in_use_is_one_line(workspace: Path) -> None:
 class Served:
     """A real `newsletter serve` process; `output` holds its stdout and stderr once stopped."""
 
-    def __init__(self, workspace: Path, *args: str) -> None:
+    def __init__(self, workspace: Path, *args: str, quiet: bool = False) -> None:
+        """`quiet`: its output goes nowhere (a pipe nobody reads would fill and stop it)."""
         self.port = free_port()
         env = {
             **os.environ,
@@ -84,8 +87,8 @@ class Served:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "newsletter", "serve", "--port", str(self.port), *args],
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL if quiet else subprocess.PIPE,
+            stderr=subprocess.DEVNULL if quiet else subprocess.PIPE,
             text=True,
         )
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=5)
@@ -145,3 +148,68 @@ def test_safe_path_hides_addresses_and_cuts_long_paths() -> None:
     assert safe_path("/a/b@c.d/e") == "/a/(hidden)/e"
     assert safe_path("/" + "x" * 500).endswith("...")
     assert safe_path("/unsubscribe") == "/unsubscribe"
+
+
+def test_a_serve_killed_mid_load_lost_no_one_click_it_answered(workspace: Path) -> None:
+    """SIGKILL in the middle of a flood of one-clicks: every request answered 200 is
+    unsubscribed in the database, counted there rather than taken from the server's word
+    (SQLite's commits, on the event loop or in the writer thread, come before the 200)."""
+    import asyncio
+    import sqlite3
+
+    from newsletter.audience.importing import import_csv
+    from newsletter.config import load_settings
+    from newsletter.delivery.tokens import unsubscribe_token
+    from newsletter.storage import open_engine
+
+    listed = workspace / "list.csv"
+    listed.write_text("email\n" + "".join(f"reader{n}@example.org\n" for n in range(2000)))
+    engine = open_engine(load_settings(workspace, environ={}))
+    import_csv(engine, listed)
+    database = str(engine.url.database)
+    engine.dispose()
+    with sqlite3.connect(database) as conn:
+        people = [i for (i,) in conn.execute("SELECT id FROM subscribers")]
+    served = Served(workspace, quiet=True)
+    answered: dict[int, int] = {}
+
+    async def flood() -> None:
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        url = f"http://127.0.0.1:{served.port}/unsubscribe"
+        # 16 in flight; the client's own pool queue gets slow with thousands waiting.
+        in_flight = asyncio.Semaphore(16)
+        async with httpx.AsyncClient(timeout=10) as client:
+
+            async def click(person: int) -> None:
+                token = unsubscribe_token(person, "2026-11-26-welcome", SECRET)
+                try:
+                    async with in_flight:
+                        answer = await client.post(
+                            url, params={"token": token}, content=ONE_CLICK, headers=form
+                        )
+                except httpx.TransportError:
+                    return  # the server was killed before it answered
+                answered[person] = answer.status_code
+                if len(answered) == 300:
+                    served.process.kill()  # mid-load: many requests still in flight
+
+            await asyncio.gather(*(click(p) for p in people))
+
+    served.__enter__()  # started and answering
+    try:
+        asyncio.run(flood())
+    finally:
+        served.client.close()
+        served.process.kill()
+        served.process.wait(20)
+    ok = {p for p, status in answered.items() if status == 200}
+    assert set(answered.values()) == {200}
+    assert 300 <= len(ok) < len(people)
+    with sqlite3.connect(database) as conn:
+        gone = {
+            i
+            for (i,) in conn.execute(
+                "SELECT id FROM subscribers WHERE status = ?", ("unsubscribed",)
+            )
+        }
+    assert ok <= gone  # nothing answered 200 was lost
