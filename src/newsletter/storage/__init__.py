@@ -4,8 +4,8 @@ Shared ground below every pipeline stage, in four parts that change for differen
 
     schema.py       the tables the queries are written against; statuses and states as enums
     migrations.py   numbered migrations over frozen SQL, and migrate() that applies them
-    database.py     opening the database (SQLite or PostgreSQL) and transaction()
-    bulk.py         bulk SQL for imports and the ledger's hot paths
+    database.py     opening the database (SQLite or PostgreSQL), transaction(), a held connection
+    bulk.py         bulk SQL for imports and the hot paths (ledger claims, one-clicks)
 
 Opening a database brings its schema up to date; a database from a newer program is
 refused rather than guessed at. Import the names from here, not from the parts.

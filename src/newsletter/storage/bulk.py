@@ -49,9 +49,9 @@ def driver_rows(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tup
     """Run `sql` (? placeholders, see driver_sql) on the driver's own cursor, in this
     connection's transaction: the rows as the driver gives them.
 
-    For requests that run a small statement many times a second (one-click unsubscribes):
+    For the hot paths (the ledger's claim of every batch, one-click unsubscribes):
     SQLAlchemy's result object and the rendering of an expanding IN cost more than
-    SQLite takes to run the statement.
+    SQLite takes to run such a statement.
     """
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
