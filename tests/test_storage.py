@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, insert, select
@@ -17,7 +19,14 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 import newsletter.storage
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, StorageError
-from newsletter.storage import HeldConnection, now, open_engine, sends, transaction
+from newsletter.storage import (
+    HeldConnection,
+    checkpoint,
+    now,
+    open_engine,
+    sends,
+    transaction,
+)
 
 # What the pipeline imported from newsletter.storage when it was one module; it still can.
 NAMES = """
@@ -88,6 +97,8 @@ def test_a_connection_that_must_not_wait_fails_at_once_on_a_locked_database(
     held = HeldConnection(engine, wait=False)
     row = dict(issue="x", content_hash="h", provider="outbox", created_at=now())
     try:
+        with transaction(held) as first:
+            pass
         other.execute("BEGIN IMMEDIATE")
         started = time.monotonic()
         with pytest.raises(StorageError, match="locked"):
@@ -96,11 +107,57 @@ def test_a_connection_that_must_not_wait_fails_at_once_on_a_locked_database(
         assert time.monotonic() - started < 2  # not the 30 s every other connection waits
         other.execute("ROLLBACK")
         with transaction(held) as conn:
+            assert conn is first  # only the lock was taken: the connection was kept
             conn.execute(insert(sends).values(row))
-        # Its setting stayed its own: the pool's connections still wait.
+        held.close()
+        # Its settings left with it: the pool hands out connections that still wait.
         with engine.connect() as pooled:
             assert pooled.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+            assert pooled.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     finally:
         held.close()
         other.close()
         engine.dispose()
+
+
+def test_what_a_connection_that_must_not_wait_wrote_is_checkpointed_elsewhere(
+    settings: Settings,
+) -> None:
+    engine = open_engine(settings)
+    held, writer = HeldConnection(engine, wait=False), HeldConnection(engine)
+    try:
+        for n in range(50):
+            with transaction(held) as conn:
+                row = dict(issue=f"i{n}", content_hash="h" * 500, provider="outbox")
+                conn.execute(insert(sends).values(dict(row, created_at=now())))
+        with transaction(held) as conn:  # its commits left the whole log in place
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        database = Path(engine.url.database or "")
+        before = database.stat().st_size  # the rows are still only in the log
+        checkpoint(writer)
+        assert database.stat().st_size >= before + 50 * 500  # copied into the file
+    finally:
+        held.close()
+        writer.close()
+        engine.dispose()
+
+
+def test_a_held_connection_refuses_a_second_thread_at_once(engine: Engine) -> None:
+    held = HeldConnection(engine)
+    seen: list[BaseException] = []
+    with transaction(held):
+        thread = threading.Thread(target=lambda: _use(held, seen))
+        thread.start()
+        thread.join(10)
+    assert len(seen) == 1 and "two threads at once" in str(seen[0])
+    with transaction(held) as conn:  # and free again afterwards
+        assert conn.execute(select(sends.c.issue)).all() == []
+    held.close()
+
+
+def _use(held: HeldConnection, seen: list[BaseException]) -> None:
+    try:
+        with transaction(held):
+            pass
+    except RuntimeError as exc:
+        seen.append(exc)

@@ -24,6 +24,7 @@ from newsletter.storage.bulk import (
 from newsletter.storage.database import (
     Database,
     HeldConnection,
+    checkpoint,
     engine_for,
     engine_url,
     open_engine,
@@ -66,6 +67,7 @@ __all__ = [
     "Time",
     "bind",
     "bulk_insert",
+    "checkpoint",
     "confirmations",
     "deliveries",
     "driver_rows",

@@ -10,6 +10,7 @@ chained to the driver's error, which --debug shows.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,43 +113,62 @@ class HeldConnection:
 
     Taking a connection from the pool and handing it back (which rolls it back) for each
     group of one-click unsubscribes cost about as much as the group's UPDATE. A
-    transaction that fails closes the connection, and the next one opens another, so a
-    connection the database dropped is not kept. Not for use by two threads at once.
+    transaction that fails closes the connection (the next one opens another), unless it
+    failed only because another writer held the lock. For SQLite: a PostgreSQL
+    connection held this way would miss the pool's check that it is still alive. One
+    thread at a time: a second one at once is refused, not let through.
 
     `wait=False` (SQLite): a transaction that would wait for another writer's lock fails
     at once instead ("database is locked"), for a caller that has better things to do
-    than wait (the event loop; see web.group_commit). That connection leaves the pool
-    for good, so its setting never reaches anyone else.
+    than wait (the event loop; see web.group_commit). Its commits also never copy the
+    log back into the database file, which can take a while: `checkpoint()` does that
+    from elsewhere. The connection leaves the pool for good, so its settings never
+    reach anyone else.
     """
 
     def __init__(self, engine: Engine, *, wait: bool = True) -> None:
         self.engine = engine
         self.wait = wait
         self._conn: Connection | None = None
+        self._using = threading.Lock()
 
     def _open(self) -> Connection:
         conn = self.engine.connect()
         if not self.wait and conn.dialect.name == "sqlite":
             conn.detach()
-            conn.connection.dbapi_connection.execute("PRAGMA busy_timeout = 0")  # type: ignore[union-attr]
+            raw = conn.connection.dbapi_connection
+            raw.execute("PRAGMA busy_timeout = 0")  # type: ignore[union-attr]
+            raw.execute("PRAGMA wal_autocheckpoint = 0")  # type: ignore[union-attr]
         return conn
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        conn = self._conn or self._open()
-        self._conn = None
+        if not self._using.acquire(blocking=False):
+            raise RuntimeError("a HeldConnection is used by two threads at once")
         try:
-            with conn.begin():
-                yield conn
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn  # kept only after a commit
+            conn = self._conn or self._open()
+            self._conn = None
+            try:
+                with conn.begin():
+                    yield conn
+            except BaseException as exc:
+                if _locked(exc) and not conn.invalidated:
+                    self._conn = conn  # rolled back and sound: only the lock was taken
+                else:
+                    conn.close()
+                raise
+            self._conn = conn
+        finally:
+            self._using.release()
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) and "locked" in str(exc).lower()
 
 
 # Where a transaction's connection comes from: the engine's pool, or one held open.
@@ -169,6 +189,15 @@ def transaction(engine: Database) -> Iterator[Connection]:
         raise StorageError(f"database error: {_first_line(exc)}") from exc
     except DBAPIError as exc:
         raise StorageError(f"database error: {_first_line(exc)}") from exc
+
+
+def checkpoint(database: Database) -> None:
+    """SQLite: copy the write-ahead log back into the database file, as far as readers
+    allow, without waiting for anyone (PASSIVE). For the log HeldConnection(wait=False)
+    writes and leaves; nothing to do on PostgreSQL."""
+    with transaction(database) as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,7 +37,7 @@ from starlette.types import Scope
 from newsletter.config import Settings
 from newsletter.delivery.tokens import secret_key
 from newsletter.runtime import quiet_collector
-from newsletter.storage import HeldConnection, open_engine
+from newsletter.storage import Database, HeldConnection, checkpoint, open_engine
 from newsletter.web.archive import default_archive_dir
 from newsletter.web.confirmations import ConfirmationMailer
 from newsletter.web.errors import http_error, server_error
@@ -54,6 +54,7 @@ log = logging.getLogger("newsletter.web")
 PAGE_BODY_LIMIT = 16 * 1024  # a subscribe or manage form is a few hundred bytes
 WEBHOOK_BODY_LIMIT = 5 * 1024 * 1024  # SendGrid and Mailgun batch many events per request
 RESEND_EVERY = 60.0  # seconds between looks for confirmation emails due again
+CHECKPOINT_EVERY = 1.0  # seconds between copies of SQLite's log into the database file
 
 
 class Archive(StaticFiles):
@@ -132,6 +133,18 @@ async def resend_confirmations(mailer: ConfirmationMailer, every: float) -> None
         await asyncio.sleep(every)
 
 
+async def checkpoints(writer: Executor, writes: Database, every: float) -> None:
+    """Copy SQLite's log back into the database file every `every` seconds, in the
+    writer thread: the event loop's own commits leave that to here (storage.checkpoint)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await loop.run_in_executor(writer, checkpoint, writes)
+        except Exception:  # noqa: BLE001 - the next one will do
+            log.exception("copying the database's log back failed; trying again later")
+
+
 def create_app(
     settings: Settings, environ: Mapping[str, str], *, archive_dir: Path | None = None
 ) -> Starlette:
@@ -147,26 +160,31 @@ def create_app(
     # unsubscribes and webhook events. One, because SQLite takes one writer at a time;
     # it keeps its connection open between groups.
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsletter-writer")
-    writes = HeldConnection(engine)
-    # SQLite: a group is first tried on the event loop, with a connection that never
-    # waits for the lock (web.group_commit). PostgreSQL would have the loop wait on the
-    # network; there the thread does it all.
-    at_once = HeldConnection(engine, wait=False) if engine.dialect.name == "sqlite" else None
+    # SQLite: the thread keeps its connection, and a group is first tried on the event
+    # loop with a connection that never waits for the lock (web.group_commit). PostgreSQL
+    # keeps the pool (which checks a connection is alive) and the thread does it all:
+    # on the loop, a write would wait on the network.
+    sqlite = engine.dialect.name == "sqlite"
+    writes: Database = HeldConnection(engine) if sqlite else engine
+    at_once = HeldConnection(engine, wait=False) if sqlite else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        resender = asyncio.create_task(resend_confirmations(mailer, RESEND_EVERY))
+        tasks = [asyncio.create_task(resend_confirmations(mailer, RESEND_EVERY))]
+        if at_once is not None:
+            tasks.append(asyncio.create_task(checkpoints(writer, writes, CHECKPOINT_EVERY)))
         try:
             with quiet_collector():
                 yield
         finally:
-            resender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await resender
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             writer.shutdown(wait=True)
-            writes.close()
-            if at_once is not None:
-                at_once.close()
+            for held in (writes, at_once):
+                if isinstance(held, HeldConnection):
+                    held.close()
             mailer.close()
             engine.dispose()
 
