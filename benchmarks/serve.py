@@ -381,7 +381,7 @@ def main() -> None:
         if "one-click" in wanted and args.pairs:
             clicks = requests["one-click"][paired_from:]
             for bare_run, (sent, click) in pairs(
-                root, env, clicks, counts["bare"], c, wrk, args.pairs
+                root, env, clicks, counts["one-click"], c, wrk, args.pairs
             ):
                 ratios.append(click.rate / bare_run.rate)
                 checked.append(("one-click", sent, click))

@@ -3,12 +3,14 @@ and what goes on the wire is byte for byte what encoding each item would give.""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from newsletter.compose.render import Rendered
@@ -87,6 +89,15 @@ def test_the_frame_is_used_and_made_once(settings: Settings) -> None:
     assert splicer._frame is frame
 
 
+@functools.cache
+def _repo_settings() -> Settings:
+    """The repository's own example settings, read once for all examples."""
+    from newsletter.config import load_settings
+
+    return load_settings(REPO_WORKSPACE, environ={})
+
+
+@hsettings(deadline=None)
 @given(
     st.text(max_size=30),
     st.dictionaries(st.sampled_from(["city", "level"]), st.text(max_size=30), max_size=2),
@@ -94,12 +105,10 @@ def test_the_frame_is_used_and_made_once(settings: Settings) -> None:
 def test_any_name_and_fields_go_on_the_wire_as_encoding_each_item_gives(
     name: str, fields: dict[str, str]
 ) -> None:
-    from newsletter.config import load_settings
     from newsletter.delivery.providers._splice import Splicer
     from newsletter.delivery.providers.postmark import build_item
 
-    settings = load_settings(REPO_WORKSPACE, environ={})
-    addresser = Addresser(settings, "2026-11-26-welcome", RENDERED, "s" * 32)
+    addresser = Addresser(_repo_settings(), "2026-11-26-welcome", RENDERED, "s" * 32)
     batch = [
         addresser.message(0, "r0@example.org", "Ann", {"city": "Leeds"}),
         addresser.message(1, "r1@example.org", name, fields),
