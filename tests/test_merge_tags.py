@@ -207,11 +207,19 @@ def test_sendgrid_substitution_keys_are_fresh_and_only_where_fields_go(
             for key in subs:
                 assert key not in LITERAL and not key.startswith("-nl-email")
                 assert re.fullmatch(r"-nl-[0-9a-f]{16}-\w+-", key), key
-            # each key stands exactly where a field token stood
+            # each key stands exactly where a field token stood, and only fields the
+            # issue uses have one
             fields = {k.rsplit("-", 2)[-2] for k in subs}
-            assert fields == {"name", "email", "unsubscribe_url"} | {
-                f"{f}_html" for f in ("name", "email", "unsubscribe_url")
+            used = {
+                f"{f}{suffix}"
+                for f in ("name", "email", "unsubscribe_url")
+                for suffix, source in (
+                    ("", hostile.text + hostile.subject),
+                    ("_html", hostile.html),
+                )
+                if f"x-newsletter-{hostile.nonce}:{f}" in source
             }
+            assert fields == used and "unsubscribe_url_html" in used
             for key in subs:
                 field = key.rsplit("-", 2)[-2]
                 plain = field.removesuffix("_html")

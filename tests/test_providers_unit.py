@@ -115,6 +115,11 @@ def test_sendgrid_one_body_with_substitutions(settings: Settings) -> None:
         html = html.replace(tag, value)
     assert html == batch[0].html  # merging gives exactly the personalized HTML
     assert first["headers"]["Message-ID"] == batch[0].message_id
+    # what differs per recipient travels with each; the rest once, for the whole request
+    assert set(first["headers"]) == {"Message-ID", "List-Unsubscribe"}
+    assert first["headers"]["List-Unsubscribe"] == batch[0].headers["List-Unsubscribe"]
+    shared = {k: v for k, v in batch[0].headers.items() if k not in first["headers"]}
+    assert body["headers"] == shared and "List-Unsubscribe-Post" in shared
 
 
 def test_sendgrid_names_lose_commas(settings: Settings) -> None:

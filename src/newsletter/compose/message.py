@@ -139,9 +139,13 @@ class Letterhead:
         return {
             "Message-ID": message_id,
             "List-ID": self.list_id,
-            "List-Unsubscribe": f"<{unsubscribe_url}>{self.mailto}",
+            "List-Unsubscribe": self.list_unsubscribe(unsubscribe_url),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
+
+    def list_unsubscribe(self, unsubscribe_url: str) -> str:
+        """The List-Unsubscribe header's value (RFC 2369): the link, then any mailto."""
+        return f"<{unsubscribe_url}>{self.mailto}"
 
     def message(self, recipient: Recipient) -> Message:
         """The message for one recipient (see `message_id` for its Message-ID)."""
@@ -210,7 +214,7 @@ def build_message(
 
 @functools.lru_cache(maxsize=8)
 def _list_id(name: str, list_id: str) -> str:
-    return f"{_header_safe(name)} <{list_id}>"
+    return f"{header_safe(name)} <{list_id}>"
 
 
 class _PlainWhenAscii(UnstructuredHeader):
@@ -285,7 +289,7 @@ _SPECIALS = re.compile(r'[()<>@,;:\\".\[\]]')
 
 def mailbox(name: str, email: str) -> str:
     """ "Name <address>", the name quoted when it must be (what str(Address) gives, faster)."""
-    name = _header_safe(name)
+    name = header_safe(name)
     if not name:
         return email
     if _SPECIALS.search(name):
@@ -293,7 +297,7 @@ def mailbox(name: str, email: str) -> str:
     return f"{name} <{email}>"
 
 
-def _header_safe(value: str) -> str:
+def header_safe(value: str) -> str:
     """No line breaks or control characters can reach a header from a name."""
     if value.isprintable() and "  " not in value:
         return value.strip()

@@ -84,12 +84,39 @@ def _literals(parts: list[str], rewrite: Rewrite) -> list[str]:
     return out
 
 
-def merge_values(message: Message) -> dict[str, str]:
-    """A recipient's values for the merge tags: raw for text, `<name>_html` for HTML."""
-    rendered = message.rendered
-    raw, escaped = field_values(message.recipient, rendered.slots)
-    names = merge_names(rendered)
-    return {
-        **{names[key]: value for key, value in raw.items()},
-        **{f"{names[key]}_html": value for key, value in escaped.items()},
-    }
+class MergeFields:
+    """The values one request's recipients need, under the keys the provider reads them
+    by: only the fields the shared body holds, worked out once per request.
+
+    Once per recipient of a batch, on a send's hot path: the names, tags and which value
+    goes where are looked up here once, not for every message, and no value is sent for
+    a field the issue never uses.
+    """
+
+    def __init__(
+        self,
+        rendered: Rendered,
+        key: Callable[[str], str],
+        *,
+        html_value: Rewrite = _as_is,
+        text_value: Rewrite = _as_is,
+    ) -> None:
+        names = merge_names(rendered)
+        # Values made literal as the shared body's text is (see shared_body).
+        self.html_value = None if html_value is _as_is else html_value
+        self.text_value = None if text_value is _as_is else text_value
+        self.slots = rendered.slots
+        in_html = dict.fromkeys(rendered.html_parts[1::2])
+        in_text = dict.fromkeys([*rendered.text_parts[1::2], *rendered.subject_parts[1::2]])
+        self.html = [(key(f"{names[field]}_html"), field) for field in in_html]
+        self.text = [(key(names[field]), field) for field in in_text]
+
+    def values(self, message: Message) -> dict[str, str]:
+        raw, escaped = field_values(message.recipient, self.slots)
+        html, text = self.html_value, self.text_value
+        out = {key: escaped[field] for key, field in self.html}
+        if html is not None:
+            out = {key: html(value) for key, value in out.items()}
+        for key, field in self.text:
+            out[key] = raw[field] if text is None else text(raw[field])
+        return out

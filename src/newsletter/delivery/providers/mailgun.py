@@ -19,16 +19,17 @@ invisible word joiner after it in text, subject and headers.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
+
+import orjson
 
 from newsletter.compose.message import Message
 from newsletter.config import Settings
 from newsletter.delivery.providers._http import Endpoint, finish
 from newsletter.delivery.providers._merge import (
+    MergeFields,
     fresh_secret,
-    merge_values,
     shared_body,
     shares_body,
 )
@@ -99,14 +100,29 @@ def build_request(batch: Sequence[Message], *, sandbox: bool) -> Fields:
         text_literal(first.text),
     )
     fields: list[tuple[str, str]] = [("from", first.sender), ("subject", subject)]
+    merge = (
+        MergeFields(
+            first.rendered,
+            lambda field: f"{secret}_{field}",
+            # A value that is itself a look-alike (a name of "%unsubscribe_url%") stays
+            # text whatever Mailgun does after.
+            html_value=html_literal,
+            text_value=text_literal,
+        )
+        if shared
+        else None
+    )
+    message_id, unsubscribe = (f"{secret}_h:{name}" for name in PER_RECIPIENT_HEADERS)
     variables: dict[str, dict[str, str]] = {}
     for message in batch:
         recipient = message.recipient
         fields.append(("to", message.to))
-        values = _recipient_values(message) if shared else {}
-        for name in PER_RECIPIENT_HEADERS:
-            values[f"h:{name}"] = text_literal(message.headers[name])
-        variables[recipient.email] = {f"{secret}_{name}": v for name, v in values.items()}
+        values = merge.values(message) if merge is not None else {}
+        values[message_id] = text_literal(message.message_id)
+        values[unsubscribe] = text_literal(
+            message.letterhead.list_unsubscribe(recipient.unsubscribe_url)
+        )
+        variables[recipient.email] = values
     fields += [("text", text), ("html", html)]
     for name, value in first.headers.items():
         per_recipient = name in PER_RECIPIENT_HEADERS
@@ -116,22 +132,13 @@ def build_request(batch: Sequence[Message], *, sandbox: bool) -> Fields:
     if first.reply_to:
         fields.append(("h:Reply-To", first.reply_to))
     fields += [
-        ("recipient-variables", json.dumps(variables, ensure_ascii=False)),
+        ("recipient-variables", orjson.dumps(variables).decode()),
         ("v:issue", first.issue),
         ("o:tracking", "no"),
     ]
     if sandbox:
         fields.append(("o:testmode", "yes"))
     return [(name, (None, value)) for name, value in fields]
-
-
-def _recipient_values(message: Message) -> dict[str, str]:
-    """The recipient's values, made literal as the shared body is: a value that is itself
-    a look-alike (a name of "%unsubscribe_url%") stays text whatever Mailgun does after."""
-    return {
-        name: html_literal(value) if name.endswith("_html") else text_literal(value)
-        for name, value in merge_values(message).items()
-    }
 
 
 def parse_response(batch: Sequence[Message], body: object) -> list[SendResult] | None:

@@ -23,12 +23,12 @@ from typing import Any
 
 import orjson
 
-from newsletter.compose.message import Message
+from newsletter.compose.message import Message, header_safe
 from newsletter.config import Settings
 from newsletter.delivery.providers._http import Answer, Endpoint, Reply, finish
 from newsletter.delivery.providers._merge import (
+    MergeFields,
     fresh_secret,
-    merge_values,
     shared_body,
     shares_body,
 )
@@ -59,29 +59,53 @@ def tag(field: str, secret: str) -> str:
 
 def _mailbox(text: str) -> dict[str, str]:
     name, addr = parseaddr(text)
+    return _box(addr, name)
+
+
+def _box(email: str, name: str) -> dict[str, str]:
     # "to.name cannot contain ; or ," (Mail Send limitations)
-    name = name.replace(";", " ").replace(",", " ").strip()
-    return {"email": addr, "name": name} if name else {"email": addr}
+    name = header_safe(name).replace(";", " ").replace(",", " ").strip()
+    return {"email": email, "name": name} if name else {"email": email}
+
+
+# The headers that differ from one recipient to the next; the others go once per request.
+PER_RECIPIENT_HEADERS = ("Message-ID", "List-Unsubscribe")
 
 
 def build_request(
     batch: Sequence[Message], *, sandbox: bool, merged: bool
 ) -> tuple[dict[str, Any], str, str]:
-    """The request body; with merged=False the batch must hold a single message."""
+    """The request body; with merged=False the batch must hold a single message.
+
+    Once per batch of up to 1000, so the loop below is most of a send's own work at
+    SendGrid: each recipient is given from their own name and address (never parsed back
+    out of a "Name <address>"), and only their values for the fields the body holds.
+    """
     first = batch[0]
+    letterhead = first.letterhead
     secret = fresh_secret()
     shared = shared_body(batch, lambda field: tag(field, secret)) if merged else None
     subject, html, text = shared or (first.subject, first.html, first.text)
+    merge = MergeFields(first.rendered, lambda field: tag(field, secret)) if shared else None
+    # Per personalization, "custom_args" (the schema types the request-wide one a string).
+    issue = {"issue": first.issue}
     personalizations = []
     for message in batch:
+        recipient = message.recipient
+        if message.letterhead is letterhead:
+            headers = {
+                "Message-ID": message.message_id,
+                "List-Unsubscribe": letterhead.list_unsubscribe(recipient.unsubscribe_url),
+            }
+        else:
+            headers = dict(message.headers)
         item: dict[str, Any] = {
-            "to": [_mailbox(message.to)],
-            "headers": dict(message.headers),
-            "custom_args": {"issue": message.issue},
+            "to": [_box(recipient.email, recipient.name)],
+            "headers": headers,
+            "custom_args": issue,
         }
-        if shared:
-            subs = merge_values(message)
-            item["substitutions"] = {tag(k, secret): v for k, v in subs.items()}
+        if merge is not None:
+            item["substitutions"] = merge.values(message)
         personalizations.append(item)
     body: dict[str, Any] = {
         "personalizations": personalizations,
@@ -89,6 +113,8 @@ def build_request(
         "subject": subject,
         # text/plain must come before text/html
         "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
+        # What every message shares; a personalization's own headers come on top of these.
+        "headers": {k: v for k, v in first.headers.items() if k not in PER_RECIPIENT_HEADERS},
         "mail_settings": {"sandbox_mode": {"enable": sandbox}},
         "tracking_settings": {
             "click_tracking": {"enable": False},
