@@ -15,6 +15,7 @@ from newsletter.compose.message import build_message
 from newsletter.compose.personalize import Recipient
 from newsletter.compose.render import Rendered
 from newsletter.config import ProviderSettings, Settings
+from newsletter.delivery.plan import batch_size
 from newsletter.delivery.providers import Status, make_client, make_provider, provider_info
 from newsletter.delivery.test_copies import RetryPolicy, deliver, send_test
 from newsletter.errors import ConfigError, ProviderAuthError
@@ -216,6 +217,28 @@ def test_registry_states_each_adapters_own_facts(
     assert 0 < info.request_budget <= 8_000_000 and info.default_rate > 0
 
 
+def test_a_full_batch_of_a_large_issue_fits_the_request_budget(
+    settings: Settings, fake: FakeProvider, name: str
+) -> None:
+    """plan.batch_size: a provider that carries the body once a request takes its whole
+    batch limit; one that carries it in every message, as many as its budget holds."""
+    words = " ".join(f"word{n}" for n in range(9_000))  # ~80 KB of HTML and text
+    info = provider_info(name)
+    configured_settings = configured(settings, name, fake.url)
+    rendered = Rendered(subject="Large", html=f"<p>{words} x-newsletter:name</p>", text=words)
+    size = batch_size(configured_settings, name, rendered)
+    if info.shares_body:
+        assert size == info.max_batch
+    else:
+        assert size < info.max_batch and size * len(words) * 2 <= info.request_budget
+    messages = _messages(settings, [f"r{n}@example.org" for n in range(size)], rendered)
+    with make_client(30.0) as client:
+        provider = make_provider(configured_settings, client=client, environ=env_for(name))
+        results = provider.send(messages)
+    assert [r.status for r in results] == [Status.SENT] * size
+    assert len(fake.seen) == 1 and len(fake.seen[0].body) <= info.request_budget
+
+
 def test_unknown_provider(settings: Settings, issue_dir: Path) -> None:
     with pytest.raises(ConfigError, match="unknown provider 'pigeon' \\(known: outbox, postmark"):
         send_test(settings, issue_dir, ADDRESSES, environ={}, provider_name="pigeon")
@@ -334,8 +357,8 @@ def test_cli_outbox_default(workspace: Path) -> None:
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _messages(settings: Settings, addresses: list[str]) -> list:  # type: ignore[type-arg]
-    rendered = Rendered(
+def _messages(settings: Settings, addresses: list[str], rendered: Rendered | None = None) -> list:  # type: ignore[type-arg]
+    rendered = rendered or Rendered(
         subject="Hello",
         html="<p>Hi x-newsletter:name, x-newsletter:email</p>"
         "<a href='x-newsletter:unsubscribe_url'>u</a>",

@@ -81,16 +81,25 @@ def batch_size(settings: Settings, provider: str, rendered: Rendered | None = No
 
     A batch of 500 fifty-kilobyte messages would be 26 MB of JSON, and several of those
     in flight cost more memory than they gain speed: a request carries at most the
-    provider's request budget.
+    provider's request budget. A provider that takes one body a request (SendGrid,
+    Mailgun) carries the body once, and each recipient's headers and values.
     """
     info = provider_info(provider)
     size = info.max_batch
     if settings.sending.batch_size:
         size = min(size, settings.sending.batch_size)
     if rendered is not None:
-        per_message = len(rendered.html.encode()) + len(rendered.text.encode()) + 2048
-        size = min(size, max(1, info.request_budget // per_message))
+        body = len(rendered.html.encode()) + len(rendered.text.encode())
+        if info.shares_body:
+            size = min(size, max(1, (info.request_budget - body) // PER_RECIPIENT))
+        else:
+            size = min(size, max(1, info.request_budget // (body + PER_RECIPIENT)))
     return size
+
+
+# Bytes a message carries besides the issue's body, at most: its recipient, headers
+# (with the signed unsubscribe link) and personal fields.
+PER_RECIPIENT = 2048
 
 
 def plan_send(

@@ -52,6 +52,7 @@ class ProviderInfo:
     max_batch: int  # messages per request, from the provider's documentation
     request_budget: int  # bytes one request should carry at most
     idempotent: bool  # True when sending a batch again cannot deliver it twice
+    shares_body: bool  # one body a request (providers/_merge.py), not one a message
 
 
 class _Adapter(Protocol):
@@ -63,6 +64,7 @@ class _Adapter(Protocol):
     REQUEST_BUDGET: int
     DEFAULT_RATE: float
     IDEMPOTENT: bool
+    SHARES_BODY: bool
 
     def create(self, settings: Settings, options: Options) -> Provider: ...
 
@@ -75,6 +77,7 @@ def _info(adapter: _Adapter) -> ProviderInfo:
         max_batch=adapter.MAX_BATCH,
         request_budget=adapter.REQUEST_BUDGET,
         idempotent=adapter.IDEMPOTENT,
+        shares_body=adapter.SHARES_BODY,
     )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import httpx
 import orjson
 
 from newsletter.compose.message import Message
@@ -50,6 +51,7 @@ REQUEST_BUDGET = 8_000_000
 # (responses page); a conservative start that settings can raise.
 DEFAULT_RATE = 50.0
 IDEMPOTENT = False  # no idempotency key is documented: a request sent again may deliver twice
+SHARES_BODY = True  # one body a request, each recipient's values in recipient-variables
 KEY_HINT = f"set {KEY_VARIABLE} or NEWSLETTER_API_KEY to a Mailgun API key"
 # Headers that differ per recipient travel as recipient-variables (%recipient.h:Name%).
 PER_RECIPIENT_HEADERS = ("Message-ID", "List-Unsubscribe")
@@ -187,5 +189,14 @@ class MailgunProvider:
 
     def _post(self, batch: Sequence[Message]) -> list[SendResult]:
         fields = build_request(batch, sandbox=self.options.sandbox)
-        reply = self.endpoint.post(batch, files=fields, auth=("api", self.options.key))
+        # Encoded whole, here: streamed as httpx gives a form, every part of every field
+        # went to the socket in its own write, thousands a batch (a tenth of a millisecond
+        # of the kernel's time a message, and a send ten times slower).
+        form = httpx.Request("POST", self.endpoint.url, files=fields)
+        reply = self.endpoint.post(
+            batch,
+            content=form.read(),
+            headers={"Content-Type": form.headers["Content-Type"]},
+            auth=("api", self.options.key),
+        )
         return finish(reply, batch, lambda answer: parse_response(batch, answer.body))

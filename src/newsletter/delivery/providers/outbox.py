@@ -33,6 +33,7 @@ MAX_BATCH = 500  # no limit of its own
 REQUEST_BUDGET = 8_000_000
 DEFAULT_RATE = 1000.0  # messages a second: no provider to be polite to
 IDEMPOTENT = False  # a batch written again is a second copy of each file
+SHARES_BODY = False  # a whole .eml a recipient
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 

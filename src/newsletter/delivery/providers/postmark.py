@@ -29,6 +29,7 @@ REQUEST_BUDGET = 8_000_000
 # 429 (overview); a conservative start that settings can raise.
 DEFAULT_RATE = 50.0
 IDEMPOTENT = False  # no idempotency key is documented: a batch sent again may deliver twice
+SHARES_BODY = False  # every message of a batch carries its whole body
 TEST_TOKEN = "POSTMARK_API_TEST"  # validates without delivering
 KEY_HINT = f"set {KEY_VARIABLE} or NEWSLETTER_API_KEY to a server token"
 # ErrorCodes worth retrying; 429 "rate limit exceeded" can also come back per item.

@@ -33,6 +33,7 @@ REQUEST_BUDGET = 8_000_000
 # 100 emails a request.
 DEFAULT_RATE = 100.0
 IDEMPOTENT = True  # an Idempotency-Key per batch: a resent batch returns the first answer
+SHARES_BODY = False  # every email of a batch carries its whole body
 KEY_HINT = f"set {KEY_VARIABLE} or NEWSLETTER_API_KEY to a Resend API key (re_...)"
 SANDBOX_ADDRESS = "delivered+{n}@resend.dev"  # Resend's test inbox: accepted, never delivered
 # 409 while a request with the same Idempotency-Key is still being processed (errors page):

@@ -49,6 +49,7 @@ REQUEST_BUDGET = 8_000_000
 # X-RateLimit-Reset (rate limits); a conservative start that settings can raise.
 DEFAULT_RATE = 50.0
 IDEMPOTENT = False  # no idempotency key is documented: a request sent again may deliver twice
+SHARES_BODY = True  # one body a request, each recipient's values in substitutions
 KEY_HINT = f"set {KEY_VARIABLE} or NEWSLETTER_API_KEY to an API key with Mail Send access"
 
 
