@@ -21,10 +21,18 @@ from hypothesis import strategies as st
 
 from newsletter.compose.build import build_issue
 from newsletter.compose.message import Message, build_message
-from newsletter.compose.personalize import Recipient
+from newsletter.compose.personalize import Recipient, slot_key
 from newsletter.compose.render import Rendered
 from newsletter.config import ProviderSettings, Settings
-from newsletter.delivery.providers import Options, Status, make_client, make_provider
+from newsletter.delivery.plan import batch_size
+from newsletter.delivery.providers import (
+    Options,
+    Status,
+    mailgun,
+    make_client,
+    make_provider,
+    sendgrid,
+)
 from newsletter.delivery.providers.mailgun import MailgunProvider, html_literal, text_literal
 from newsletter.delivery.providers.sendgrid import SendGridProvider
 from newsletter.delivery.test_copies import RetryPolicy, deliver
@@ -181,6 +189,123 @@ def test_lookalike_tags_stay_literal_for_every_reader(
         if name == "mailgun":  # nothing left for Mailgun to fill
             assert "%recipient" not in got.html + got.text + got.subject
             assert "%unsubscribe_url%" not in got.html + got.text + got.subject
+
+
+@pytest.mark.parametrize("lists", [1, 2], ids=["one-list", "two-lists"])
+@pytest.mark.parametrize("name", ["sendgrid", "mailgun"])
+def test_each_field_reaches_the_places_the_issue_puts_it(
+    settings: Settings, fake: FakeProvider, name: str, lists: int
+) -> None:
+    """A request carries only the fields the shared body holds: one used only in the
+    subject, only in the text or only in the HTML still reaches each reader. A batch whose
+    messages differ in what a request carries once (here the List-ID) is not one body:
+    each reader still gets their own headers."""
+    rendered = Rendered(
+        subject="For x-newsletter:name",
+        html="<p>x-newsletter:name at x-newsletter:email</p>",
+        text="Leave: x-newsletter:unsubscribe_url",
+    )
+    readers = [
+        Recipient("ann@example.org", "Ann\nLee;", "https://millbrook.example.org/u?t=ann"),
+        Recipient("mo@example.org", "%recipient.email% Mo", "https://millbrook.example.org/u?t=mo"),
+        Recipient("zo@example.org", "%unsubscribe_url% Zoë", "https://millbrook.example.org/u?t=z"),
+    ]
+    other_list = dataclasses.replace(settings, list_id="other.millbrook.example.org")
+    batch = [
+        build_message(other_list if n == 1 and lists == 2 else settings, "k", rendered, reader)
+        for n, reader in enumerate(readers)
+    ]
+    with make_client(5.0) as http:
+        environ = {f"{name.upper()}_API_KEY": KEYS[name]}
+        provider = make_provider(
+            _configured(settings, name, fake.url), client=http, environ=environ
+        )
+        results = provider.send(batch)
+    assert [r.status for r in results] == [Status.SENT] * 3
+    assert len(fake.seen) == (1 if lists == 1 else 3)
+    by_address = {m.recipient.email: m for m in batch}
+    assert sorted(got.to for got in fake.accepted) == sorted(by_address)
+    for got in fake.accepted:
+        mine = by_address[got.to]
+        html, text, subject = _as_read(name, got.html, got.text, got.subject)
+        assert (subject, html, text) == (mine.subject, mine.html, mine.text)
+        assert mine.recipient.unsubscribe_url in text and got.to in html
+        shown = {k.lower(): v for k, v in got.headers.items()}
+        for header, value in mine.headers.items():
+            assert shown[header.lower()].replace(WORD_JOINER, "") == value
+    if name == "mailgun":  # a value that looks like Mailgun's own variable stays text
+        values = []
+        for seen in fake.seen:
+            form = BytesParser(policy=policy.HTTP).parsebytes(
+                f"Content-Type: {seen.headers['content-type']}\r\n\r\n".encode() + seen.body
+            )
+            for part in form.iter_parts():
+                if part.get_param("name", header="content-disposition") == "recipient-variables":
+                    for own in json.loads(part.get_payload(decode=True) or b"{}").values():
+                        values += own.values()
+        assert "%recipient.email% Mo" in {v.replace(WORD_JOINER, "") for v in values}
+        assert not any(_MAILGUN_SYNTAX.search(v) for v in values)
+
+
+def test_sendgrid_gives_each_name_on_one_line_without_commas(settings: Settings) -> None:
+    recorder = Recorder(httpx.Response(202, headers={"X-Message-Id": "sg-1"}))
+    rendered = Rendered(subject="Hi", html="<p>x-newsletter:name</p>", text="x-newsletter:name")
+    names = ["Ann\nLee;", "Smith, Bo", "\tZoë\x00 O'Brien\u2028Jr.", ""]
+    batch = [
+        build_message(settings, "k", rendered, Recipient(f"r{n}@example.org", given, "https://x/u"))
+        for n, given in enumerate(names)
+    ]
+    SendGridProvider(Options(client(recorder), "SG.key")).send(batch)
+    body = json.loads(recorder.requests[0].content)
+    assert [p["to"] for p in body["personalizations"]] == [
+        [{"email": "r0@example.org", "name": "Ann Lee"}],
+        [{"email": "r1@example.org", "name": "Smith  Bo"}],
+        [{"email": "r2@example.org", "name": "Zoë O'Brien Jr."}],
+        [{"email": "r3@example.org"}],
+    ]
+
+
+@pytest.mark.parametrize("name", ["sendgrid", "mailgun"])
+def test_a_batch_whose_fields_outgrow_the_request_budget_goes_in_halves(
+    settings: Settings, name: str
+) -> None:
+    """plan.batch_size allows 2 KB a recipient; readers with far more in the fields the
+    issue uses must not make a request larger than the provider's budget."""
+    module = sendgrid if name == "sendgrid" else mailgun
+    words = " ".join(f"word{n}" for n in range(9_000))  # ~80 KB
+    fields = " ".join(f"x-newsletter:{slot_key(f)}" for f in ("bio", "note"))
+    rendered = Rendered(subject="Hello", html=f"<p>{words} {fields}</p>", text=f"{words} {fields}")
+    fat = {"bio": "é" * 1000, "note": "<ü>" * 300}  # escaped in the HTML, 10 KB a reader
+    count = batch_size(_configured(settings, name, "https://x.example"), name, rendered)
+    batch = [
+        build_message(
+            settings, "k", rendered, Recipient(f"r{n}@example.org", "R", "https://x/u", fat)
+        )
+        for n in range(count)
+    ]
+    answer = (
+        httpx.Response(202, headers={"X-Message-Id": "sg-1"})
+        if name == "sendgrid"
+        else httpx.Response(200, json={"id": "<mg-1@mg>", "message": "Queued."})
+    )
+    recorder = Recorder(answer)
+    options = Options(client(recorder), "key")
+    provider = (
+        SendGridProvider(options) if name == "sendgrid" else MailgunProvider(options, domain="mg")
+    )
+    results = provider.send(batch)
+    assert [r.status for r in results] == [Status.SENT] * count
+    sizes = [len(r.read()) for r in recorder.requests]
+    assert len(sizes) > 1 and max(sizes) <= module.REQUEST_BUDGET
+    if name == "sendgrid":
+        people = [
+            p["to"][0]["email"]
+            for r in recorder.requests
+            for p in json.loads(r.content)["personalizations"]
+        ]
+    else:
+        people = [v for r in recorder.requests for k, v in _form(r) if k == "to"]
+    assert people == [m.to if name == "mailgun" else m.recipient.email for m in batch]
 
 
 # --- the request bodies, with MockTransport ------------------------------------------------

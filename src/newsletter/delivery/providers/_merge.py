@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 
-from newsletter.compose.message import Message
+from newsletter.compose.message import Letterhead, Message
 from newsletter.compose.personalize import FIELDS, field_values, fill
 from newsletter.compose.render import Rendered
 
@@ -33,12 +33,21 @@ def fresh_secret() -> str:
 
 
 def shares_body(batch: Sequence[Message]) -> bool:
-    """Whether the whole batch is one issue with one subject, so one body can serve it."""
+    """Whether one body and one set of request-wide fields (the sender, the subject, the
+    headers every message carries) serve the whole batch: one issue, to one list."""
     first = batch[0].letterhead
-    return all(
-        m.rendered is first.rendered and m.letterhead.subject_prefix == first.subject_prefix
-        for m in batch
-    )
+    return all(m.letterhead is first or _alike(m.letterhead, first) for m in batch)
+
+
+def _alike(one: Letterhead, other: Letterhead) -> bool:
+    """Letterheads that differ at most in what each message has of its own (test copies
+    make one a message, each with its own Message-IDs)."""
+    return (
+        one.rendered is other.rendered
+        and (one.issue, one.sender, one.reply_to, one.list_id, one.mailto, one.subject_prefix)
+        == (other.issue, other.sender, other.reply_to, other.list_id, other.mailto,
+            other.subject_prefix)
+    )  # fmt: skip
 
 
 def merge_names(rendered: Rendered) -> dict[str, str]:

@@ -93,16 +93,13 @@ def build_request(
     personalizations = []
     for message in batch:
         recipient = message.recipient
-        if message.letterhead is letterhead:
-            headers = {
-                "Message-ID": message.message_id,
-                "List-Unsubscribe": letterhead.list_unsubscribe(recipient.unsubscribe_url),
-            }
-        else:
-            headers = dict(message.headers)
         item: dict[str, Any] = {
             "to": [_box(recipient.email, recipient.name)],
-            "headers": headers,
+            # The rest of the headers are every message's (shares_body), once a request.
+            "headers": {
+                "Message-ID": message.message_id,
+                "List-Unsubscribe": letterhead.list_unsubscribe(recipient.unsubscribe_url),
+            },
             "custom_args": issue,
         }
         if merge is not None:
@@ -192,9 +189,15 @@ class SendGridProvider:
 
     def _post(self, batch: Sequence[Message], merged: bool) -> list[SendResult]:
         body, _, _ = build_request(batch, sandbox=self.options.sandbox, merged=merged)
+        content = orjson.dumps(body)
+        if len(content) > REQUEST_BUDGET and len(batch) > 1:
+            # Recipients with more in their fields than plan.batch_size allowed for: the
+            # batch goes in halves, a request each.
+            half = len(batch) // 2
+            return self._post(batch[:half], merged) + self._post(batch[half:], merged)
         reply = self.endpoint.post(
             batch,
-            content=orjson.dumps(body),
+            content=content,
             headers={
                 "Authorization": f"Bearer {self.options.key}",
                 "Content-Type": "application/json",
