@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import pytest
 from web_support import TestClient
 
+from newsletter.audience.subscribers import add_subscriber
 from newsletter.config import Settings
+from newsletter.delivery.engine import COLLECT_EVERY, Progress, send_issue
 from newsletter.runtime import quiet_collector
+from newsletter.storage import open_engine
 from newsletter.web.app import create_app
 
 
@@ -20,9 +24,32 @@ def test_the_heap_is_frozen_while_quiet_and_given_back_after() -> None:
 
 
 def test_given_back_when_the_work_fails() -> None:
-    with pytest.raises(RuntimeError), quiet_collector():
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), quiet_collector(young=20_000):
+        assert gc.get_threshold() == (20_000, *before[1:])
         raise RuntimeError("a send that stopped")
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
+
+
+def test_a_send_collects_less_often_and_gives_the_setting_back(
+    settings: Settings, issue_dir: Path
+) -> None:
+    """The engine asks for rarer young passes while it sends, and only then."""
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+
+    def progress(_: Progress) -> None:
+        seen.append(gc.get_threshold())
+
+    engine = open_engine(settings)
+    for address in ("ana@example.org", "bo@example.org"):
+        add_subscriber(engine, address)
+    engine.dispose()
+    report = send_issue(settings, issue_dir, environ={}, progress=progress)
+    assert report.sent == 2
+    assert seen and all(t == (COLLECT_EVERY, *before[1:]) for t in seen)
+    assert gc.get_threshold() == before
 
 
 def test_serve_keeps_the_collector_quiet_while_it_runs(settings: Settings) -> None:

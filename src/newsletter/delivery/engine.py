@@ -51,6 +51,10 @@ from newsletter.storage import open_engine
 __all__ = ["Progress", "SendReport", "send_issue", "settle"]
 
 Batch = Future[None]
+# Allocations between the cycle collector's youngest passes during a send (700 by
+# default): each message makes a few short-lived objects and no cycles. Measured at
+# 100,000 to SendGrid's fake, 4 pairs of runs: 80 -> 77 us of CPU a message.
+COLLECT_EVERY = 20_000
 
 
 def send_issue(
@@ -99,7 +103,7 @@ def send_issue(
                 provider=provider_name,
                 allow_changed=allow_changed,
             )
-            stack.enter_context(quiet_collector())
+            stack.enter_context(quiet_collector(young=COLLECT_EVERY))
             run = _Run(
                 settings,
                 engine,
