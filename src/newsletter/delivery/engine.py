@@ -118,11 +118,14 @@ def send_issue(
                 batch_size=batch_size(settings, provider_name, rendered),
             )
             report = run.go(retry_uncertain=retry_uncertain, retry_failed=retry_failed)
-            others = others_at_work(engine, issue.key, sender.id)
-        report.elsewhere = [str(o) for o in others]
-        report.in_flight_elsewhere = sum(o.in_flight for o in others)
         report.finished = ledger.finish(engine, issue.key)
-        report.uncertain = ledger_status(engine, issue.key, settings.sending.lease).uncertain
+        if not report.finished:
+            # Each of these reads the issue's whole ledger: a finished send (nothing
+            # pending, in flight or uncertain anywhere) has nothing for them to find.
+            others = others_at_work(engine, issue.key, sender.id)
+            report.elsewhere = [str(o) for o in others]
+            report.in_flight_elsewhere = sum(o.in_flight for o in others)
+            report.uncertain = ledger_status(engine, issue.key, settings.sending.lease).uncertain
         return report
     finally:
         engine.dispose()
@@ -213,9 +216,9 @@ class _Run:
         self.progress.total = ledger.pending_count(self.engine, self.issue) + self.progress.done
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="send")
         in_flight: dict[Batch, tuple[list[Claimed], str]] = {}
-        quitting = False
+        quitting = drained = False
         try:
-            self._loop(pool, in_flight)
+            drained = self._loop(pool, in_flight)
             while in_flight:  # stopping: the batches on the wire finish and are recorded
                 self._wait(in_flight)
         except KeyboardInterrupt:
@@ -228,7 +231,8 @@ class _Run:
             pool.shutdown(wait=not quitting, cancel_futures=quitting)
         if self.error is not None:
             raise self.error
-        self._reap()
+        if not drained:  # (a drained loop has just looked for dead senders' rows)
+            self._reap()
         self.report.deferred = ledger.pending_count(self.engine, self.issue)
         if self.halt:
             self.report.stopped = self.halt
@@ -242,7 +246,9 @@ class _Run:
 
     def _loop(
         self, pool: ThreadPoolExecutor, in_flight: dict[Batch, tuple[list[Claimed], str]]
-    ) -> None:
+    ) -> bool:
+        """Claim and hand out batches until told to stop (False) or until nothing is left
+        that this run may send (True)."""
         while not self._should_stop():
             if len(in_flight) >= self.concurrency:
                 self._wait(in_flight)
@@ -261,10 +267,11 @@ class _Run:
             self.bucket.give_back(self.batch_size - len(claimed))
             if not claimed:
                 if not in_flight and not self._reap():
-                    return  # nothing left that this run may send (a dead sender's too)
+                    return True  # nothing left that this run may send (a dead sender's too)
                 self._wait(in_flight)
                 continue
             in_flight[pool.submit(self._send, claimed, attempt_id)] = (claimed, attempt_id)
+        return False
 
     def _wait(self, in_flight: dict[Batch, tuple[list[Claimed], str]]) -> None:
         done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
