@@ -21,6 +21,9 @@ from newsletter.compose.personalize import FIELDS, field_values, fill
 from newsletter.compose.render import Rendered
 
 Rewrite = Callable[[str], str]
+# The headers that differ from one recipient to the next: they travel with each
+# recipient's values, the others once a request.
+PER_RECIPIENT_HEADERS = ("Message-ID", "List-Unsubscribe")
 
 
 def _as_is(text: str) -> str:
@@ -112,8 +115,7 @@ class MergeFields:
     ) -> None:
         names = merge_names(rendered)
         # Values made literal as the shared body's text is (see shared_body).
-        self.html_value = None if html_value is _as_is else html_value
-        self.text_value = None if text_value is _as_is else text_value
+        self.html_value, self.text_value = html_value, text_value
         self.slots = rendered.slots
         in_html = dict.fromkeys(rendered.html_parts[1::2])
         in_text = dict.fromkeys([*rendered.text_parts[1::2], *rendered.subject_parts[1::2]])
@@ -123,9 +125,7 @@ class MergeFields:
     def values(self, message: Message) -> dict[str, str]:
         raw, escaped = field_values(message.recipient, self.slots)
         html, text = self.html_value, self.text_value
-        out = {key: escaped[field] for key, field in self.html}
-        if html is not None:
-            out = {key: html(value) for key, value in out.items()}
+        out = {key: html(escaped[field]) for key, field in self.html}
         for key, field in self.text:
-            out[key] = raw[field] if text is None else text(raw[field])
+            out[key] = text(raw[field])
         return out

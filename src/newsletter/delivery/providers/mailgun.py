@@ -29,6 +29,7 @@ from newsletter.compose.message import Message
 from newsletter.config import Settings
 from newsletter.delivery.providers._http import Endpoint, finish
 from newsletter.delivery.providers._merge import (
+    PER_RECIPIENT_HEADERS,
     MergeFields,
     fresh_secret,
     shared_body,
@@ -53,8 +54,6 @@ DEFAULT_RATE = 50.0
 IDEMPOTENT = False  # no idempotency key is documented: a request sent again may deliver twice
 SHARES_BODY = True  # one body a request, each recipient's values in recipient-variables
 KEY_HINT = f"set {KEY_VARIABLE} or NEWSLETTER_API_KEY to a Mailgun API key"
-# Headers that differ per recipient travel as recipient-variables (%recipient.h:Name%).
-PER_RECIPIENT_HEADERS = ("Message-ID", "List-Unsubscribe")
 
 Fields = list[tuple[str, tuple[None, str]]]
 
@@ -114,6 +113,7 @@ def build_request(batch: Sequence[Message], *, sandbox: bool) -> Fields:
         if shared
         else None
     )
+    # The headers that differ per recipient travel as recipient-variables too.
     message_id, unsubscribe = (f"{secret}_h:{name}" for name in PER_RECIPIENT_HEADERS)
     variables: dict[str, dict[str, str]] = {}
     for message in batch:

@@ -27,6 +27,7 @@ from newsletter.compose.message import Message, header_safe
 from newsletter.config import Settings
 from newsletter.delivery.providers._http import Answer, Endpoint, Reply, finish
 from newsletter.delivery.providers._merge import (
+    PER_RECIPIENT_HEADERS,
     MergeFields,
     fresh_secret,
     shared_body,
@@ -67,10 +68,6 @@ def _box(email: str, name: str) -> dict[str, str]:
     # "to.name cannot contain ; or ," (Mail Send limitations)
     name = header_safe(name).replace(";", " ").replace(",", " ").strip()
     return {"email": email, "name": name} if name else {"email": email}
-
-
-# The headers that differ from one recipient to the next; the others go once per request.
-PER_RECIPIENT_HEADERS = ("Message-ID", "List-Unsubscribe")
 
 
 def build_request(
