@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections import Counter
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -306,6 +307,41 @@ def test_a_batch_whose_fields_outgrow_the_request_budget_goes_in_halves(
     else:
         people = [v for r in recorder.requests for k, v in _form(r) if k == "to"]
     assert people == [m.to if name == "mailgun" else m.recipient.email for m in batch]
+
+
+@pytest.mark.parametrize("name", ["sendgrid", "mailgun"])
+def test_a_split_batch_with_a_refused_address_reaches_everyone_else_once(
+    settings: Settings, fake: FakeProvider, name: str
+) -> None:
+    """Counted at the provider: a batch split for the budget, with an address the provider
+    refuses in its second half, gives each other reader exactly one email, their own."""
+    words = " ".join(f"word{n}" for n in range(9_000))
+    field = f"x-newsletter:{slot_key('bio')}"
+    rendered = Rendered(subject="Hello", html=f"<p>{words} {field}</p>", text=f"{words} {field}")
+    fat = {"bio": "é" * 2_000}  # ~16 KB a reader in the request: 600 are past 8 MB
+    count = 600
+    addresses = [f"r{n}@example.org" for n in range(count)]
+    addresses[450] = "invalid@example.org"
+    batch = [
+        build_message(settings, "k", rendered, Recipient(a, f"R{n}", f"https://x/u?t={n}", fat))
+        for n, a in enumerate(addresses)
+    ]
+    with make_client(30.0) as http:
+        environ = {f"{name.upper()}_API_KEY": KEYS[name]}
+        provider = make_provider(
+            _configured(settings, name, fake.url), client=http, environ=environ
+        )
+        # SendGrid names the refused personalization; the others of its request are
+        # sent again (as a send would), Mailgun's one by one.
+        results = deliver(provider, batch, FAST, sleep=lambda s: None)
+    assert [r.status for r in results].count(Status.SENT) == count - 1
+    assert results[450].status is Status.REJECTED
+    assert all(len(seen.body) <= 8_000_000 for seen in fake.seen)
+    got = Counter(g.to for g in fake.accepted)
+    assert got == Counter(a for a in addresses if "invalid" not in a)
+    for accepted in fake.accepted[:: count // 8]:  # a sample, whole: each their own link
+        mine = next(m for m in batch if m.recipient.email == accepted.to)
+        assert _as_read(name, accepted.html, accepted.text, accepted.subject)[0] == mine.html
 
 
 # --- the request bodies, with MockTransport ------------------------------------------------
