@@ -45,7 +45,7 @@ from newsletter.delivery.senders import (
 from newsletter.delivery.status import ledger_status
 from newsletter.delivery.tokens import secret_key
 from newsletter.errors import NewsletterError, ProviderError, RecipientsRejected
-from newsletter.runtime import quiet_collector
+from newsletter.runtime import longer_turns, quiet_collector
 from newsletter.storage import open_engine
 
 __all__ = ["Progress", "SendReport", "send_issue", "settle"]
@@ -55,6 +55,10 @@ Batch = Future[None]
 # default): each message makes a few short-lived objects and no cycles. Measured at
 # 100,000 to SendGrid's fake, 4 pairs of runs: 80 -> 77 us of CPU a message.
 COLLECT_EVERY = 20_000
+# How long a thread of a send may hold the interpreter lock before it must hand it over
+# (5 ms by default; runtime.longer_turns). Measured at 100,000 to the three providers'
+# fakes, 19 alternating pairs of runs: 16 lower, by 8 % in the median pair.
+SWITCH_EVERY = 0.05
 
 
 def send_issue(
@@ -104,6 +108,7 @@ def send_issue(
                 allow_changed=allow_changed,
             )
             stack.enter_context(quiet_collector(young=COLLECT_EVERY))
+            stack.enter_context(longer_turns(SWITCH_EVERY))
             run = _Run(
                 settings,
                 engine,
