@@ -120,6 +120,7 @@ class Site(BaseHTTPRequestHandler):
 
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # many connections at once never wait out a dropped SYN
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # a client that hung up mid-answer

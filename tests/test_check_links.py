@@ -46,6 +46,9 @@ def client(timeout: float = 5.0) -> httpx.Client:
 
 class Site(ThreadingHTTPServer):
     daemon_threads = True
+    # The checker opens up to 8 connections at once: past the default backlog of 5 the
+    # kernel drops one and the client tries again a second later, a slow link for nothing.
+    request_queue_size = 64
     in_flight = 0
     most_in_flight = 0
     lock = threading.Lock()

@@ -403,7 +403,9 @@ def test_two_senders_on_postgresql_share_the_work(
     fake: FakeProvider,
 ) -> None:
     addresses = populate(list_engine, tmp_path, 800)
-    fake.delay = 0.05  # 80 batches: long enough for both senders to overlap
+    # 80 batches, two at a time: ~8 s for one sender alone, so the second one, however
+    # late a busy machine starts it, still finds work to share.
+    fake.delay = 0.2
     env = {"NEWSLETTER_DATABASE_URL": db_settings.database_url}
     first, second = _send_process(workspace, fake.url, env), _send_process(workspace, fake.url, env)
     results = [p.communicate(timeout=120) for p in (first, second)]

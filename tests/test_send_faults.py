@@ -155,8 +155,8 @@ def test_the_token_bucket_starts_with_at_most_a_second_of_tokens() -> None:
     stop = threading.Event()
     slow = TokenBucket(0.0001, 1)
     stopper = threading.Timer(0.3, stop.set)
+    started = time.monotonic()  # before the timer starts: its 0.3 s all come after this
     stopper.start()
-    started = time.monotonic()
     assert not slow.take(1, stop)  # waits (until stopped), never sends at once
     assert time.monotonic() - started >= 0.25
     fast = TokenBucket(10, 10)

@@ -95,13 +95,17 @@ class Served:
         self.stdout = self.stderr = ""
 
     def __enter__(self) -> httpx.Client:
-        for _ in range(200):
+        """Once the server answers; a busy machine may take several seconds to start it."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 if self.client.get("/healthz").status_code == 200:
-                    break
+                    return self.client
             except httpx.TransportError:
                 time.sleep(0.05)
-        return self.client
+        self.process.kill()
+        _, err = self.process.communicate()
+        pytest.fail(f"newsletter serve did not start: {err or 'no answer within 60 s'}")
 
     def __exit__(self, *_: object) -> None:
         self.client.close()

@@ -30,6 +30,7 @@ ENDPOINTS: tuple[ModuleType, ...] = (postmark, sendgrid, mailgun, resend)
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # senders in several processes never wait out a dropped SYN
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that timed out or a dropped answer is part of the test, not news."""
