@@ -164,13 +164,12 @@ def child_send(root: str, url: str, concurrency: int, provider: str) -> None:
 def reference_ms() -> float:
     """Milliseconds of CPU for a fixed piece of work like a send's own (small objects,
     hashing, formatting): the best of 5, to say how fast the machine is just now."""
-    best = float("inf")
-    for _ in range(5):
-        start = time.thread_time()
+
+    def work() -> None:
         for n in range(20_000):
             hashlib.sha256(f"reader{n}@example.org".encode()).hexdigest()
-        best = min(best, time.thread_time() - start)
-    return best * 1000
+
+    return best_us(work, 1, rounds=5) / 1000
 
 
 def personalization_cost(root: Path) -> tuple[float, float]:

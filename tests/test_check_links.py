@@ -62,24 +62,7 @@ class Handler(BaseHTTPRequestHandler):
         with site.lock:
             site.in_flight += 1
             site.most_in_flight = max(site.most_in_flight, site.in_flight)
-        self.counted = True
-        try:
-            self._answer()
-        finally:
-            self._answered()
-
-    def _answered(self) -> None:
-        """Leaves the count before the reply goes out.
-
-        Once the checker has the reply it may open its next connection at once (this
-        server speaks HTTP/1.0, one request a connection), before this thread would
-        otherwise get to count down; counting down first keeps that from looking
-        like one request too many.
-        """
-        if getattr(self, "counted", False):
-            self.counted = False
-            with self.server.lock:
-                self.server.in_flight -= 1
+        self._answer()
 
     def _answer(self) -> None:
         path = self.path.split("?")[0]
@@ -87,7 +70,11 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(SLOW_SECONDS)
         if path.startswith("/wait/"):
             time.sleep(0.2)
-        self._answered()
+        # Counted down before the reply goes out: once the checker has it, it may open its
+        # next connection at once (HTTP/1.0, one request a connection), before this
+        # thread would otherwise get to count down.
+        with self.server.lock:
+            self.server.in_flight -= 1
         status = 404 if path == "/missing" else 200
         kind = "image/png" if path.endswith(".png") or path.endswith(".jpg") else "text/html"
         body = b"<p>hello</p>" if kind == "text/html" else b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,43 @@ import contextlib
 import gc
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+class _Shared:
+    """A process-wide setting that overlapping users hold together (sends in threads of
+    one process): the first one in sets it, the last one out puts back what was there
+    before the first. A later user's value waits for the earlier ones to leave."""
+
+    def __init__(self, read: Callable[[], Any], write: Callable[[Any], None]) -> None:
+        self.read, self.write = read, write
+        self.lock = threading.Lock()
+        self.holders = 0
+        self.before: Any = None
+
+    @contextlib.contextmanager
+    def held(self, value: Any) -> Iterator[None]:
+        with self.lock:
+            if self.holders == 0:
+                self.before = self.read()
+                self.write(value)
+            self.holders += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.holders -= 1
+                if self.holders == 0:
+                    self.write(self.before)
+
+
+def _set_young(allocations: int) -> None:
+    gc.set_threshold(allocations, *gc.get_threshold()[1:])
+
+
+_young = _Shared(lambda: gc.get_threshold()[0], _set_young)
+_switch_interval = _Shared(sys.getswitchinterval, sys.setswitchinterval)
 
 
 @contextlib.contextmanager
@@ -26,23 +62,14 @@ def quiet_collector(young: int | None = None) -> Iterator[None]:
     many short-lived objects, which it would otherwise look at every 700.
     """
     gc.freeze()
-    threshold = gc.get_threshold()
-    if young is not None:
-        gc.set_threshold(young, *threshold[1:])
     try:
-        yield
+        with _young.held(young) if young is not None else contextlib.nullcontext():
+            yield
     finally:
-        gc.set_threshold(*threshold)
         gc.unfreeze()
 
 
-_turns_lock = threading.Lock()
-_turns_holders = 0
-_turns_before = 0.0
-
-
-@contextlib.contextmanager
-def longer_turns(seconds: float) -> Iterator[None]:
+def longer_turns(seconds: float) -> contextlib.AbstractContextManager[None]:
     """Let a thread that holds the interpreter lock keep it up to `seconds` before it is
     made to hand it over (sys.setswitchinterval; 5 ms by default).
 
@@ -51,19 +78,5 @@ def longer_turns(seconds: float) -> Iterator[None]:
     every 5 ms between them cost ~8 % of a send's CPU on the development machine (each
     thread comes back to caches the other has emptied); nothing in a send waits on
     a 50 ms turn (pacing is per second, the senders' heartbeats per several seconds).
-    Nested or overlapping uses (sends in threads of one process) keep the longer turns
-    until the last one ends, which puts back what was there before the first.
     """
-    global _turns_holders, _turns_before
-    with _turns_lock:
-        if _turns_holders == 0:
-            _turns_before = sys.getswitchinterval()
-            sys.setswitchinterval(seconds)
-        _turns_holders += 1
-    try:
-        yield
-    finally:
-        with _turns_lock:
-            _turns_holders -= 1
-            if _turns_holders == 0:
-                sys.setswitchinterval(_turns_before)
+    return _switch_interval.held(seconds)
